@@ -1,0 +1,1 @@
+"""localcloud: an embedded GCE-compatible cloud that boots instances as machines on this host."""
