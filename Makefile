@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make up` and `make test`. Both install what they need.
 SHELL := /bin/bash
+# Go is needed by `make release` on a cache miss; Debian-style installs put it here.
+export PATH := $(PATH):/usr/local/go/bin
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -1,0 +1,3 @@
+module kubeup.local/pause
+
+go 1.22

@@ -1,0 +1,239 @@
+"""The release: real binaries, upstream layout, deterministic salt tarball, cache behaviour, errors.
+
+The server binaries are the ones ``make release`` built (``make test`` runs it first); the fixture
+builds them itself when run alone, which on a cold machine takes a long while.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import ConfigError, KubeUpError
+from cluster.release import gobuild
+from cluster.release.builder import (
+    IMAGES_TARBALL,
+    MANIFEST,
+    ReleaseBuilder,
+    ReleaseManifest,
+    default_output_dir,
+    write_salt_tarball,
+)
+from cluster.release.cache import ReleaseCache
+from cluster.release.salt_runtime import RUNTIME_NAME, SALT_REQUIREMENT
+from cluster.release.server_tarball import REQUIRED_BINARIES, SERVER_TARBALL, check_layout
+from cluster.release.tarball import sha256_file
+from cluster.release.versions import DEFAULT_KUBE_VERSION, parse_kube_version
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def release() -> tuple[Path, ReleaseManifest]:
+    out = default_output_dir()
+    if not (out / MANIFEST).exists():
+        ReleaseBuilder(out, report=lambda _: None).build(parse_kube_version(DEFAULT_KUBE_VERSION))
+    return out, ReleaseManifest.load(out / MANIFEST)
+
+
+@pytest.fixture(scope="session")
+def server_bin(release, tmp_path_factory) -> Path:
+    out, _ = release
+    dest = tmp_path_factory.mktemp("server")
+    with tarfile.open(out / SERVER_TARBALL) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "kubernetes" / "server" / "bin"
+
+
+def _run(*cmd: str | Path) -> str:
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"],
+)
+def test_server_binaries_print_the_pinned_version(server_bin, release, command):
+    _, manifest = release
+    assert f"Kubernetes {manifest.kube_version}" in _run(server_bin / command, "--version")
+
+
+def test_kubectl_and_etcd_run(server_bin, release):
+    _, manifest = release
+    client = json.loads(_run(server_bin / "kubectl", "version", "--client", "-o", "json"))
+    assert client["clientVersion"]["gitVersion"] == manifest.kube_version
+    assert "etcd Version: 3." in _run(server_bin / "etcd", "--version")
+    assert "etcdctl version: 3." in _run(server_bin / "etcdctl", "version")
+
+
+def test_server_tarball_has_the_upstream_layout(release):
+    out, manifest = release
+    assert check_layout(out / SERVER_TARBALL) == manifest.kube_version
+    with tarfile.open(out / SERVER_TARBALL) as tar:
+        names = set(tar.getnames())
+    assert {f"kubernetes/server/bin/{b}" for b in REQUIRED_BINARIES} <= names
+    assert manifest.artifacts["server"].sha256 == sha256_file(out / SERVER_TARBALL)
+
+
+def test_salt_tarball_is_byte_identical_across_builds(tmp_path):
+    first = write_salt_tarball(tmp_path / "a.tar.gz")
+    # A later checkout has other mtimes: they must not reach the bytes.
+    touched = next((REPO / "scripts").rglob("*.go"))
+    os.utime(touched, (1_000_000_000, 1_000_000_000))
+    second = write_salt_tarball(tmp_path / "b.tar.gz")
+    assert first == second
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+    with tarfile.open(tmp_path / "a.tar.gz") as tar:
+        members = tar.getmembers()
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 for m in members)
+    assert [m.name for m in members] == sorted(m.name for m in members)
+
+
+def test_node_images_are_oci_layouts_naming_their_refs(release):
+    out, manifest = release
+    with tarfile.open(out / IMAGES_TARBALL) as outer:
+        for member, ref in [
+            ("images/pause.oci.tar", manifest.pause_image),
+            ("images/busybox.oci.tar", manifest.workload_image),
+        ]:
+            handle = outer.extractfile(member)
+            assert handle is not None
+            with tarfile.open(fileobj=io.BytesIO(handle.read())) as image:
+                index = json.load(image.extractfile("index.json"))
+                annotations = index["manifests"][0]["annotations"]
+                assert annotations["io.containerd.image.name"] == ref
+                digest = index["manifests"][0]["digest"].removeprefix("sha256:")
+                assert f"blobs/sha256/{digest}" in image.getnames()
+
+
+def _copy_cache(release, tmp_path: Path) -> ReleaseCache:
+    """A private cache holding the real, already built server tarball."""
+    out, manifest = release
+    cache = ReleaseCache(tmp_path / "cache")
+    cache.store(f"server/{manifest.kube_version}", SERVER_TARBALL, out / SERVER_TARBALL)
+    cache.store(f"salt-runtime/{SALT_REQUIREMENT}", RUNTIME_NAME, out / RUNTIME_NAME)
+    return cache
+
+
+def test_a_cache_hit_does_no_build(release, tmp_path, monkeypatch):
+    _, manifest = release
+    cache = _copy_cache(release, tmp_path)
+
+    def no_build(*_args, **_kwargs):
+        raise AssertionError("a cache hit must not build")
+
+    monkeypatch.setattr(gobuild, "build_kubernetes", no_build)
+    monkeypatch.setattr(gobuild, "build_etcd", no_build)
+    phases: list[str] = []
+    result = ReleaseBuilder(tmp_path / "out", phases.append, cache).build(
+        parse_kube_version(manifest.kube_version)
+    )
+    assert result.server_source == "cache"
+    assert result.artifacts["server"].sha256 == manifest.artifacts["server"].sha256
+    assert not any("compiling" in p for p in phases)
+
+
+def test_a_corrupt_cached_artifact_is_detected_and_rebuilt(release, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBE_UP_CACHE_DIR", str(tmp_path / "cache"))
+    cache = _copy_cache(release, tmp_path)
+    version = parse_kube_version(release[1].kube_version)
+    first = ReleaseBuilder(tmp_path / "out1", lambda _: None, cache).build(version)
+    images = first.artifacts["node_images"]
+    cached = next(cache.root.glob(f"images/*/{IMAGES_TARBALL}"))
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cached.write_bytes(bytes(data))
+
+    phases: list[str] = []
+    second = ReleaseBuilder(tmp_path / "out2", phases.append, cache).build(version)
+    assert any("building the pause and busybox images" in p for p in phases)
+    assert second.artifacts["node_images"].sha256 == images.sha256
+    assert sha256_file(cached) == images.sha256
+
+
+def _tarball(path: Path, members: dict[str, bytes], mode: int = 0o755) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        ({"kubernetes/version": b"v1.34.4\n"}, "missing executable"),
+        (
+            {f"kubernetes/server/bin/{b}": b"x" for b in REQUIRED_BINARIES},
+            "missing kubernetes/version",
+        ),
+        ({"../evil": b"x"}, "outside the extraction dir"),
+    ],
+)
+def test_a_bad_server_tarball_is_refused_in_one_line(tmp_path, members, expected):
+    bad = _tarball(tmp_path / "bad.tar.gz", members)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cluster.release.cli", "--server-tarball", str(bad),
+         "--output", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == ConfigError.exit_code
+    assert expected in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_file_that_is_not_a_tarball_is_refused(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not a tarball at all")
+    with pytest.raises(ConfigError, match="not a readable tar.gz"):
+        check_layout(junk)
+
+
+@pytest.mark.parametrize("text", ["1.34.4", "v1.34", "v2.0.0", "v1.34.4-rc.1", "latest", ""])
+def test_malformed_versions_are_refused(text):
+    with pytest.raises(ConfigError, match="KUBE_VERSION"):
+        parse_kube_version(text)
+
+
+def test_a_version_the_module_proxy_lacks_is_named(tmp_path, monkeypatch):
+    # A real go tool against a (local, empty) module proxy that does not serve the version.
+    proxy = tmp_path / "proxy"
+    proxy.mkdir()
+    monkeypatch.setenv("GOPROXY", proxy.as_uri())
+    monkeypatch.setenv("GOFLAGS", "-mod=mod")
+    monkeypatch.setenv("GONOSUMDB", "*")
+    monkeypatch.setenv("GOMODCACHE", str(tmp_path / "modcache"))
+    with pytest.raises(KubeUpError, match=r"v1\.99\.0 .*go list -m -versions"):
+        gobuild.upstream_go_mod(parse_kube_version("v1.99.0"), tmp_path)
+
+
+def test_missing_go_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(KubeUpError, match="Go is not installed"):
+        gobuild.go_binary()
+
+
+def test_a_failed_build_is_one_line_and_leaves_no_output(tmp_path):
+    source = tmp_path / "broken"
+    source.mkdir()
+    (source / "go.mod").write_text("module example.local/broken\n\ngo 1.22\n")
+    (source / "main.go").write_text("package main\n\nfunc main() { undefinedCall() }\n")
+    dest = tmp_path / "pause"
+    with pytest.raises(gobuild.BuildFailed) as err:
+        gobuild.build_pause(source, dest)
+    assert "undefined: undefinedCall" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert not dest.exists()
