@@ -1,0 +1,23 @@
+# Masterless highstate: the startup script sets the `roles` grain, which picks the states.
+base:
+  'roles:kubernetes-master':
+    - match: grain
+    - base
+    - kube-pki
+    - kube-binaries
+    - etcd
+    - kube-apiserver
+    - kube-controller-manager
+    - kube-scheduler
+    - nginx
+    - kube-rbac
+  'roles:kubernetes-pool':
+    - match: grain
+    - base
+    - kube-pki
+    - kube-binaries
+    - containerd
+    - cni
+    - node-images
+    - kubelet
+    - kube-proxy
