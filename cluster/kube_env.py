@@ -173,9 +173,13 @@ def _check_common(inputs: KubeEnvInputs) -> None:
         ("CLUSTER_IP_RANGE", inputs.cluster_ip_range),
     ):
         try:
+            if "/" not in value:
+                raise ValueError(value)
             ipaddress.IPv4Network(value)
         except ValueError:
-            raise KubeEnvError(f"kube-env: {key} {value!r} is not an IPv4 CIDR like 10.0.0.0/16")
+            raise KubeEnvError(
+                f"kube-env: {key} {value!r} is not an IPv4 CIDR like 10.0.0.0/16"
+            ) from None
     _subject("CA_CERT", inputs.ca_cert)
 
 
