@@ -1,0 +1,455 @@
+"""The ``machines`` backend: every instance is a real systemd machine on this host.
+
+How the parts fit (each module has one job):
+- :mod:`localcloud.cloudnet` — the bridge, subnets' gateways, each machine's netns + veth, routes.
+- :mod:`localcloud.firewall` — the closed network and GCE firewall rules as one nft table.
+- :mod:`localcloud.boot_disk` — the overlay upper dir that turns the host's root into the machine.
+- :mod:`localcloud.machine_runtime` — cgroups, the detached launcher, power-off, kill.
+
+State on disk, under ``state_dir``::
+
+    machines/<zone>/<name>/upper, work, root   overlay (upper = the boot disk)
+                          /containerd, kubelet     bound at /var/lib/containerd, /var/lib/kubelet
+                          /sysctl/                 kubelet's kernel settings, bound read-only
+                          /devices/                attached disks, bound at /dev/disk/by-id
+                          /console.log             serial port 1 (bound over /dev/console)
+                          /runtime.json            launcher + PID 1 (PID, start time), IP, tags
+                          /disks.json              device name -> disk directory
+    disks/<zone>/<name>/                           persistent disks (directories)
+    firewalls.json                                 last firewalls, for re-rendering after restart
+
+Attached disks are directories: ``/dev/disk/by-id/google-<deviceName>`` inside the machine is a
+bind mount of ``disks/<zone>/<disk>`` (mount --bind it where a VM would mount the block device).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localcloud import firewall
+from localcloud.backends.base import MachineBackend, Resource
+from localcloud.boot_disk import BootDisk
+from localcloud.cloudnet import CloudNetwork
+from localcloud.hostcmd import MachineError, run
+from localcloud.machine_runtime import (
+    Cgroups,
+    LaunchSpec,
+    Process,
+    kill,
+    launch,
+    poweroff,
+    wait_for_init,
+)
+
+# kubelet writes these when they differ (and fails when it cannot); the machine finds them set.
+KUBELET_SYSCTLS = {
+    "vm/overcommit_memory": "1",
+    "vm/panic_on_oom": "0",
+    "kernel/panic": "10",
+    "kernel/panic_on_oops": "1",
+    "kernel/keys/root_maxkeys": "1000000",
+    "kernel/keys/root_maxbytes": "25000000",
+}
+# Host data a machine must not see (besides the state dir); each becomes an empty dir inside.
+HIDDEN_PATHS = ("/root", "/home", "/tmp", "/var/tmp", "/work")
+
+
+@dataclass(frozen=True)
+class _Machine:
+    """Where one instance lives on this host, derived from its name and zone."""
+
+    zone: str
+    name: str
+    dir: Path
+    netns: str
+    veth: str
+    cgroup: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.zone}/{self.name}"
+
+    @property
+    def console(self) -> Path:
+        return self.dir / "console.log"
+
+
+class MachinesBackend(MachineBackend):
+    """GCE instances as systemd machines in namespaces, on one closed bridge network."""
+
+    name = "machines"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        bridge: str = "lcbr0",
+        host_address: str = firewall.METADATA_IP,
+        metadata_port: int = firewall.METADATA_PORT,
+        hidden_paths: Iterable[Path] = (),
+        stop_timeout: float = 60,
+    ) -> None:
+        """``host_address`` is the host's address on the bridge: the metadata server binds there
+        (machines' connections to 169.254.169.254:80 are redirected to it) and so does storage.
+        A second backend on the same host (tests) needs its own bridge and address."""
+        self.state_dir = Path(state_dir).resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.metadata_port = metadata_port
+        self.stop_timeout = stop_timeout
+        self.hidden = [Path(p) for p in HIDDEN_PATHS] + [self.state_dir, *map(Path, hidden_paths)]
+        self.net = CloudNetwork(bridge, host_address)
+        self._lock = threading.RLock()  # the network, the nft table, the registry below
+        self._instance_locks: dict[str, threading.Lock] = {}
+        self._running: dict[str, firewall.MachineAddress] = {}
+        self._firewalls: list[Resource] = self._load("firewalls.json", [])
+        self.net.ensure_bridge()
+
+    # -- addresses the daemon binds ---------------------------------------------------------
+
+    def metadata_bind_address(self) -> tuple[str, int]:
+        """Where the daemon serves the metadata server (machines reach it as 169.254.169.254)."""
+        return self.net.host_address, self.metadata_port
+
+    def storage_bind_host(self) -> str:
+        """The host address on the bridge where the daemon serves object storage."""
+        return self.net.host_address
+
+    # -- network ----------------------------------------------------------------------------
+
+    def ensure_subnet(self, cidr: str, gateway: str) -> None:
+        with self._lock:
+            self.net.add_subnet(cidr, gateway)
+            self._render_rules()
+
+    def remove_subnet(self, cidr: str, gateway: str) -> None:
+        with self._lock:
+            self.net.remove_subnet(cidr, gateway)
+            self._render_rules()
+
+    def sync_routes(self, routes: list[tuple[str, str]]) -> None:
+        with self._lock:
+            self.net.sync_routes(routes)
+            self._render_rules()
+
+    def sync_firewalls(self, firewalls: list[Resource]) -> None:
+        with self._lock:
+            self._firewalls = list(firewalls)
+            self._render_rules()
+            self._save("firewalls.json", self._firewalls)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, instance: Resource) -> None:
+        m = self._machine(instance)
+        with self._instance_lock(m):
+            if self._alive(m) is not None:
+                return
+            self._teardown(m)  # whatever a crash left behind
+            ip = _network_ip(instance)
+            try:
+                self._boot(m, instance, ip)
+            except BaseException:
+                self._teardown(m)
+                raise
+            with self._lock:
+                self._running[m.key] = firewall.MachineAddress(ip, _tags(instance))
+                self._render_rules()
+
+    def stop(self, instance: Resource) -> None:
+        m = self._machine(instance)
+        with self._instance_lock(m):
+            procs = self._alive(m)
+            if procs is not None:
+                poweroff(procs[1], procs[0], self.stop_timeout)
+            self._teardown(m)
+
+    def reset(self, instance: Resource) -> None:
+        """GCE's reset: a hard power cycle, no clean shutdown."""
+        m = self._machine(instance)
+        with self._instance_lock(m):
+            self._teardown(m)  # kills what runs: no clean shutdown
+        self.start(instance)
+
+    def delete(self, instance: Resource) -> None:
+        m = self._machine(instance)
+        self.stop(instance)
+        with self._instance_lock(m):
+            left = _mounts_under(m.dir)
+            if left:
+                raise MachineError(f"{m.key}: still mounted under its directory: {left[0]}")
+            if m.dir.exists():
+                shutil.rmtree(m.dir)
+
+    def running(self, instance: Resource) -> bool:
+        return self._alive(self._machine(instance)) is not None
+
+    def serial_output(self, instance: Resource, start: int) -> str:
+        console = self._machine(instance).console
+        try:
+            with open(console, "rb") as port:
+                port.seek(max(start, 0))
+                return port.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def host_key(self, instance: Resource) -> str:
+        """The machine's SSH host key (``ssh-ed25519 AAAA...``), as its boot disk holds it."""
+        return BootDisk(self._machine(instance).dir / "upper").host_public_key()
+
+    def machine_pid(self, instance: Resource) -> int | None:
+        """PID of the machine's systemd (for nsenter), or None when it is not running."""
+        procs = self._alive(self._machine(instance))
+        return None if procs is None else procs[1].pid
+
+    def memory_stat(self, instance: Resource) -> dict[str, int]:
+        """The machine's memory cgroup statistics (bytes)."""
+        return Cgroups(self._machine(instance).cgroup).memory_stat()
+
+    # -- disks ------------------------------------------------------------------------------
+
+    def attach_disk(self, instance: Resource, disk: Resource, device_name: str) -> None:
+        m = self._machine(instance)
+        source = self._disk_dir(disk, m.zone)
+        source.mkdir(parents=True, exist_ok=True)
+        with self._instance_lock(m):
+            m.dir.mkdir(parents=True, exist_ok=True)
+            disks = self._load_instance(m, "disks.json", {})
+            disks[device_name] = str(source)
+            _write_json(m.dir / "disks.json", disks)
+            if self._alive(m) is not None:
+                self._bind_disk(m, device_name, source)
+
+    def delete_disk(self, disk: Resource) -> None:
+        """Remove a persistent disk's directory (refused while an instance has it attached)."""
+        source = str(self._disk_dir(disk, ""))
+        for record in self.state_dir.glob("machines/*/*/disks.json"):
+            if source in json.loads(record.read_text()).values():
+                raise MachineError(
+                    f"disk {disk['name']} is attached to instance {record.parent.name}; "
+                    "delete or detach the instance's disk first"
+                )
+        shutil.rmtree(source, ignore_errors=True)
+
+    # -- daemon restarts --------------------------------------------------------------------
+
+    def adopt(self, instances: list[Resource]) -> set[str]:
+        adopted = set()
+        for instance in instances:
+            m = self._machine(instance)
+            with self._instance_lock(m):
+                if self._alive(m) is None:
+                    self._teardown(m)
+                    continue
+                runtime = self._load_instance(m, "runtime.json", {})
+                with self._lock:
+                    self._running[m.key] = firewall.MachineAddress(
+                        runtime["ip"], frozenset(runtime["tags"])
+                    )
+                adopted.add(instance["name"])
+        with self._lock:
+            self._render_rules()
+        return adopted
+
+    def close(self) -> None:
+        """Nothing to release: machines, mounts and the network stay for the next daemon."""
+
+    def destroy(self) -> None:
+        """Remove every machine, disk mount and the network of this backend (``down``, tests)."""
+        for runtime in sorted(self.state_dir.glob("machines/*/*")):
+            m = self._machine({"name": runtime.name, "zone": runtime.parent.name})
+            with self._instance_lock(m):
+                self._teardown(m)
+        with self._lock:
+            for subnet in self.net.subnets():
+                self.net.remove_subnet(str(subnet.network), str(subnet.ip))
+            self.net.sync_routes([])
+            self.net.destroy()
+        Cgroups(self._cgroup_parent()).remove()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _boot(self, m: _Machine, instance: Resource, ip: str) -> None:
+        disk = BootDisk(m.dir / "upper")
+        disk.prepare(instance["name"], ip, self.hidden)
+        binds = [
+            (m.dir / "containerd", "/var/lib/containerd", "rw"),
+            (m.dir / "kubelet", "/var/lib/kubelet", "rw"),
+            (m.dir / "devices", "/dev/disk/by-id", "rw"),
+        ]
+        for key, value in KUBELET_SYSCTLS.items():
+            path = m.dir / "sysctl" / key.replace("/", ".")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(value + "\n")
+            binds.append((path, f"/proc/sys/{key}", "ro"))
+        for subdir in ("containerd", "kubelet", "devices"):
+            (m.dir / subdir).mkdir(exist_ok=True)
+        self._mount_devices(m)
+        with self._lock:
+            self.net.connect(m.netns, m.veth, ip, _mac(ip))
+        cgroups = Cgroups(m.cgroup)
+        cgroups.create()
+        spec = LaunchSpec(
+            hostname=instance["name"],
+            netns=m.netns,
+            root=m.dir / "root",
+            upper=m.dir / "upper",
+            work=m.dir / "work",
+            console=m.console,
+            pidfile=m.dir / "launcher.pid",
+            binds_file=m.dir / "binds",
+            binds=tuple(binds),
+        )
+        launcher = launch(spec, cgroups)
+        runtime = {"launcher": [launcher.pid, launcher.start], "ip": ip}
+        runtime["tags"] = sorted(_tags(instance))
+        _write_json(m.dir / "runtime.json", runtime)  # before waiting: a failed boot is cleaned
+        init = wait_for_init(launcher, m.console)
+        runtime["init"] = [init.pid, init.start]
+        _write_json(m.dir / "runtime.json", runtime)
+
+    def _teardown(self, m: _Machine) -> None:
+        """Remove everything a (stopped) machine holds on the host; keep its disks and files."""
+        runtime = self._load_instance(m, "runtime.json", {})
+        kill([Process(*runtime[f]) for f in ("init", "launcher") if f in runtime])
+        with self._lock:
+            self.net.disconnect(m.netns, m.veth)
+            was_running = self._running.pop(m.key, None) is not None
+            if was_running:
+                self._render_rules()
+        Cgroups(m.cgroup).remove()
+        devices = m.dir / "devices"
+        if _mounts_under(devices):
+            run(["umount", "--recursive", str(devices)])
+        (m.dir / "runtime.json").unlink(missing_ok=True)
+
+    def _mount_devices(self, m: _Machine) -> None:
+        """The host side of /dev/disk/by-id: a shared mount, so later attaches reach the
+        running machine (its copy is a slave of this one)."""
+        devices = m.dir / "devices"
+        run(["mount", "--bind", str(devices), str(devices)])
+        run(["mount", "--make-shared", str(devices)])
+        for device_name, source in self._load_instance(m, "disks.json", {}).items():
+            self._bind_disk(m, device_name, Path(source))
+
+    def _bind_disk(self, m: _Machine, device_name: str, source: Path) -> None:
+        target = m.dir / "devices" / f"google-{device_name}"
+        if _mounts_of(target):
+            return
+        target.mkdir(exist_ok=True)
+        run(["mount", "--bind", str(source), str(target)])
+
+    def _alive(self, m: _Machine) -> tuple[Process, Process] | None:
+        """(launcher, init) when the machine is up."""
+        runtime = self._load_instance(m, "runtime.json", {})
+        if "init" not in runtime:
+            return None
+        launcher, init = Process(*runtime["launcher"]), Process(*runtime["init"])
+        return (launcher, init) if init.alive() else None
+
+    def _render_rules(self) -> None:
+        if not self.net.subnets():
+            self.net.remove_rules()
+            return
+        routes = self.net.routes()
+        machines = [
+            firewall.MachineAddress(
+                a.ip, a.tags, tuple(dest for dest, hop in sorted(routes) if hop == a.ip)
+            )
+            for a in self._running.values()
+        ]
+        script = firewall.render(
+            self.net.bridge, self.net.host_address, self.metadata_port, machines, self._firewalls
+        )
+        self.net.apply_rules(script)
+
+    def _machine(self, instance: Resource) -> _Machine:
+        zone = str(instance.get("zone", "")).rsplit("/", 1)[-1] or "zone"
+        name = instance["name"]
+        tag = f"{self.net.bridge}.{zone}.{name}"
+        digest = _short_hash(tag)
+        return _Machine(
+            zone=zone,
+            name=name,
+            dir=self.state_dir / "machines" / zone / name,
+            netns=tag,
+            veth=f"lcv{digest}",
+            cgroup=f"{self._cgroup_parent()}/{zone}.{name}",
+        )
+
+    def _cgroup_parent(self) -> str:
+        return f"localcloud.{self.net.bridge}"
+
+    def _disk_dir(self, disk: Resource, zone: str) -> Path:
+        disk_zone = str(disk.get("zone", "")).rsplit("/", 1)[-1] or zone or "zone"
+        return self.state_dir / "disks" / disk_zone / disk["name"]
+
+    def _instance_lock(self, m: _Machine) -> threading.Lock:
+        with self._lock:
+            return self._instance_locks.setdefault(m.key, threading.Lock())
+
+    def _load(self, name: str, default: Any) -> Any:
+        path = self.state_dir / name
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def _save(self, name: str, value: Any) -> None:
+        _write_json(self.state_dir / name, value)
+
+    @staticmethod
+    def _load_instance(m: _Machine, name: str, default: Any) -> Any:
+        path = m.dir / name
+        return json.loads(path.read_text()) if path.exists() else default
+
+
+def _network_ip(instance: Resource) -> str:
+    try:
+        ip = instance["networkInterfaces"][0]["networkIP"]
+        ipaddress.IPv4Address(ip)
+    except (KeyError, IndexError, ValueError):
+        raise MachineError(
+            f"instance {instance.get('name')} has no IPv4 networkInterfaces[0].networkIP"
+        ) from None
+    return ip
+
+
+def _tags(instance: Resource) -> frozenset[str]:
+    return frozenset(instance.get("tags", {}).get("items", []))
+
+
+def _mac(ip: str) -> str:
+    """GCE-style locally administered MAC from the IP (stable across restarts)."""
+    return "42:01:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
+
+
+def _mountpoints() -> list[Path]:
+    """Mount points of this mount namespace (mountinfo escapes space, tab... as \\ooo)."""
+    unescape = re.compile(r"\\([0-7]{3})")
+    return [
+        Path(unescape.sub(lambda o: chr(int(o.group(1), 8)), line.split()[4]))
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    ]
+
+
+def _mounts_under(path: Path) -> list[Path]:
+    return [p for p in _mountpoints() if p == path or path in p.parents]
+
+
+def _mounts_of(path: Path) -> list[Path]:
+    return [p for p in _mountpoints() if p == path]
