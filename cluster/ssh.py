@@ -71,7 +71,7 @@ def connect(
     host_key = _parse_host_key(target)
     try:
         private_key = paramiko.PKey.from_path(target.private_key_path)
-    except (OSError, paramiko.SSHException, ValueError) as exc:
+    except (OSError, ValueError, paramiko.SSHException, paramiko.UnknownKeyType) as exc:
         raise PrereqError(
             f"ssh key {target.private_key_path} is unusable ({one_line(str(exc))})",
             fix="remove it and re-run kube-up to make a new one",
@@ -141,7 +141,7 @@ def _parse_host_key(target: SSHTarget) -> paramiko.PKey:
         if len(parts) < 2:
             raise ValueError("expected '<type> <base64>'")
         return paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1], validate=True))
-    except (ValueError, binascii.Error, paramiko.SSHException) as exc:
+    except (ValueError, binascii.Error, paramiko.SSHException, paramiko.UnknownKeyType) as exc:
         raise CloudError(
             f"the host key published for {target.label} is not an OpenSSH public key "
             f"({one_line(str(exc)) or type(exc).__name__})",
