@@ -113,7 +113,7 @@ read-kube-env() {
   local file=${INSTALL_DIR}/kube-env.yaml deadline=$((SECONDS + KUBE_ENV_TIMEOUT))
   mkdir -p "${INSTALL_DIR}"
   chmod 0700 "${INSTALL_DIR}"
-  until metadata-get instance/attributes/kube-env >"${file}.new"; do
+  until (umask 077 && metadata-get instance/attributes/kube-env >"${file}.new"); do
     if ((SECONDS >= deadline)); then
       rm -f "${file}.new"
       fail "no kube-env in the instance metadata after ${KUBE_ENV_TIMEOUT}s"
@@ -288,7 +288,9 @@ unpack() {
   local staging=${INSTALL_DIR}/unpack-${key}
   rm -rf "${staging}"
   mkdir -p "${staging}"
-  if ! tar -xzf "${INSTALL_DIR}/${name}" -C "${staging}" "$@"; then
+  # --touch: the release tarballs carry fixed mtimes, and salt's file server takes a file with
+  # an unchanged mtime for unchanged.
+  if ! tar -xzf "${INSTALL_DIR}/${name}" --touch -C "${staging}" "$@"; then
     rm -rf "${staging}"
     fail "could not unpack ${name}"
     return 1
