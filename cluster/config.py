@@ -149,8 +149,9 @@ class ClusterConfig:
         return self.service_cluster_ip_range.network_address + 10
 
     def staging_bucket(self, owner: str) -> str:
-        """Bucket for release tarballs: STAGING_BUCKET, or one derived from the cluster name and
-        ``owner`` (the GCE project id or AWS account id), since bucket names are global."""
+        """Bucket for release tarballs: STAGING_BUCKET, else ``<prefix>-staging-<hash>`` where the
+        hash covers provider, ``owner`` (GCE project id or AWS account id) and region, since
+        bucket names are global."""
         if self.staging_bucket_setting:
             return self.staging_bucket_setting
         digest = hashlib.sha256(f"{self.provider}/{owner}/{self.region}".encode()).hexdigest()
@@ -219,8 +220,6 @@ def parse_config_yaml(text: str, source: str) -> dict[str, object]:
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except ConfigError:
-        raise
     except (yaml.YAMLError, ValueError, TypeError, RecursionError, OverflowError) as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
