@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-TOKEN = "ya29.test-token"  # noqa: S105 - a fake token for the fake metadata server
+TOKEN = "ya29.test-token"  # a fake token for the fake metadata server
 METADATA = "/computeMetadata/v1/"
 
 
@@ -55,7 +55,7 @@ class StandIn:
 
 def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _send(self, code: int, body: bytes, content_type: str = "text/plain") -> None:
@@ -65,7 +65,7 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
             state.requests.append(Request(parts.path, query, dict(self.headers.items())))
