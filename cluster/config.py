@@ -61,10 +61,11 @@ class ProviderDefaults:
         return cls(name, module.DEFAULTS, module.FORMATS, getattr(module, "ALIASES", {}))
 
     def settings(self) -> tuple[schema.Setting, ...]:
-        """Common settings, then the provider-formatted ones, then the provider's extras."""
+        """Common settings, then those whose format is the provider's."""
         formatted = tuple(
             schema.Setting(name, schema.pattern(regex, what, max_len=255), what)
             for name, (regex, what) in self.formats.items()
+            if name in schema.PROVIDER_FORMATTED
         )
         return schema.COMMON_SETTINGS + formatted
 
@@ -100,8 +101,6 @@ class ClusterConfig:
     node_tag: str
     # STAGING_BUCKET as given; '' means derived, see staging_bucket().
     staging_bucket_setting: str
-    # Provider-only settings (e.g. COMPUTE_ENDPOINT) as sorted (name, value) pairs.
-    extras: tuple[tuple[str, str], ...] = ()
 
     @property
     def cluster_name(self) -> str:
@@ -156,13 +155,6 @@ class ClusterConfig:
             return self.staging_bucket_setting
         digest = hashlib.sha256(f"{self.provider}/{owner}/{self.region}".encode()).hexdigest()
         return f"{self.instance_prefix}-staging-{digest[:10]}"
-
-    def extra(self, name: str) -> str:
-        """A provider-only setting, e.g. ``extra("COMPUTE_ENDPOINT")``."""
-        for key, value in self.extras:
-            if key == name:
-                return value
-        raise KeyError(name)
 
 
 def max_nodes_for(cluster_range: ipaddress.IPv4Network, subnet: ipaddress.IPv4Network) -> int:
@@ -369,8 +361,6 @@ def _assemble(
         )
     _check_ranges(values, merged)
     prefix = values["INSTANCE_PREFIX"]
-    common = {s.name for s in schema.COMMON_SETTINGS} | set(schema.PROVIDER_FORMATTED)
-    extras = tuple(sorted((n, str(values[n])) for n in values if n not in common))
     return ClusterConfig(
         provider=provider,
         num_nodes=values["NUM_NODES"],
@@ -394,7 +384,6 @@ def _assemble(
         master_tag=values["MASTER_TAG"] or f"{prefix}-master",
         node_tag=values["NODE_TAG"] or f"{prefix}-minion",
         staging_bucket_setting=values["STAGING_BUCKET"],
-        extras=extras,
     )
 
 

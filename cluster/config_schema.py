@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 RFC1035 = r"[a-z]([-a-z0-9]*[a-z0-9])?"
-# Longest suffix kube-up may append to INSTANCE_PREFIX in a resource name, e.g.
-# "-minion-1000-route" (18) plus headroom; GCE names are at most 63 characters.
-MAX_NAME_SUFFIX = 23
+# Longest suffix kube-up may append to INSTANCE_PREFIX in a resource name: the GCE provider's
+# "-minion-template-<8 hex>" (25); GCE names are at most 63 characters.
+MAX_NAME_SUFFIX = 25
 MAX_NAME = 63
 MAX_PREFIX = MAX_NAME - MAX_NAME_SUFFIX
 MAX_NODES = 1000

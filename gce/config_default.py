@@ -1,8 +1,10 @@
 """Defaults and value formats for ``KUBERNETES_PROVIDER=gce`` (Google Compute Engine).
 
 Data only: :mod:`cluster.config` merges ``DEFAULTS`` with the environment and ``--config FILE``
-and checks provider-specific values against ``FORMATS``. Settings here that are not common to
-every provider (the API endpoints) end up in ``ClusterConfig.extras``.
+and checks provider-specific values against ``FORMATS``. Where the API calls go is not a
+setting: :mod:`gce.clients` follows gcloud's ``CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE`` and
+google-cloud-storage's ``STORAGE_EMULATOR_HOST``, which is how the local provider reaches
+localcloud.
 """
 
 DEBIAN_12 = "projects/debian-cloud/global/images/family/debian-12"
@@ -31,15 +33,7 @@ DEFAULTS: dict[str, object] = {
     "MASTER_TAG": "",
     "NODE_TAG": "",
     "STAGING_BUCKET": "",
-    # Empty: Google's public endpoints. The local provider points these at localcloud.
-    "COMPUTE_ENDPOINT": "",
-    "STORAGE_ENDPOINT": "",
 }
-
-_ENDPOINT = (
-    r"(https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)?",
-    "'' (Google's endpoint) or a base URL like 'http://127.0.0.1:8080'",
-)
 
 # Setting -> (regular expression the whole value must match, what to tell the user).
 FORMATS: dict[str, tuple[str, str]] = {
@@ -59,8 +53,6 @@ FORMATS: dict[str, tuple[str, str]] = {
         r"(projects/[a-z][-a-z0-9.:]{2,62}/global/images/(family/)?)?[a-z]([-a-z0-9]*[a-z0-9])?",
         f"an image name or path like '{DEBIAN_12}'",
     ),
-    "COMPUTE_ENDPOINT": _ENDPOINT,
-    "STORAGE_ENDPOINT": _ENDPOINT,
 }
 
 # Older names still accepted, as in the original kube-up: alias -> the settings it sets.

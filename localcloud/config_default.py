@@ -16,9 +16,6 @@ DEFAULTS: dict[str, object] = {
     "NODE_SIZE": "e2-medium",
     "MASTER_DISK_SIZE": "20GB",
     "NODE_DISK_SIZE": "20GB",
-    # Empty: the address of the running localcloud daemon (it publishes it in its state dir).
-    "COMPUTE_ENDPOINT": "",
-    "STORAGE_ENDPOINT": "",
 }
 
 __all__ = ["ALIASES", "DEFAULTS", "FORMATS"]
