@@ -1,0 +1,367 @@
+"""The GCE provider: the cluster's resources on Compute Engine (or anything that speaks its API).
+
+Every ``ensure_*`` method finds what exists, then creates only what is missing, so a re-run after
+any failure converges. Nodes are created from an instance template, one insert each so every node
+is born with its own ``pod-cidr`` attribute, and a route sends that range to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import google.auth
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1
+
+from cluster.config import ClusterConfig
+from cluster.errors import CloudError, PrereqError
+from cluster.kube_env import Artifact
+from cluster.progress import Progress
+from cluster.provider import MasterAddresses, OwnedResource, Provider, VmMetadata
+from cluster.release.builder import ReleaseManifest
+from gce import calls, resources, teardown
+from gce.clients import GceClients
+from gce.fanout import settle
+from gce.resources import CLUSTER_LABEL, Names
+from gce.staging import stage_release
+
+DELETE_THREADS = 16
+PAGE = 500
+
+
+class GceProvider(Provider):
+    name = "gce"
+
+    def __init__(
+        self, config: ClusterConfig, progress: Progress, clients: GceClients | None = None
+    ):
+        self.config = config
+        self.progress = progress
+        self.clients = clients or GceClients()
+        self.names = Names(config)
+        self._project = config.project
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def project(self) -> str:
+        if not self._project:
+            try:
+                _, found = google.auth.default()
+            except google.auth.exceptions.DefaultCredentialsError:
+                found = None
+            if not found:
+                raise PrereqError(
+                    "PROJECT is not set and the credentials name no project; "
+                    "set PROJECT=<your-gcp-project>"
+                )
+            self._project = found
+        return self._project
+
+    @property
+    def zone(self) -> str:
+        return self.config.zone
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    def _label_filter(self) -> str:
+        return f"labels.{CLUSTER_LABEL} = {self.config.cluster_name}"
+
+    def instances(self) -> list[compute_v1.Instance]:
+        request = compute_v1.ListInstancesRequest(
+            project=self.project, zone=self.zone, filter=self._label_filter(), max_results=PAGE
+        )
+        return list(calls.call(lambda: self.clients.instances.list(request=request), "instances"))
+
+    def _metadata_items(self, metadata: VmMetadata, role: str) -> dict[str, str]:
+        return {
+            "startup-script": metadata.startup_script,
+            "kube-env": metadata.kube_env,
+            "cluster-name": self.config.cluster_name,
+            "kube-up-role": role,
+            "ssh-keys": f"root:{metadata.ssh_public_key}",
+        }
+
+    # -- Provider ----------------------------------------------------------------------------
+
+    def verify_prereqs(self) -> None:
+        project = self.project
+        found = calls.find(lambda: self.clients.projects.get(project=project), f"project {project}")
+        if found is None:
+            raise CloudError(
+                "project not found", resource=f"project {project}", fix="check PROJECT"
+            )
+
+    def ensure_network(self) -> None:
+        config, project = self.config, self.project
+        networks, subnets, firewalls = (
+            self.clients.networks,
+            self.clients.subnetworks,
+            self.clients.firewalls,
+        )
+        network = calls.find(
+            lambda: networks.get(project=project, network=config.network),
+            f"network {config.network}",
+        )
+        if network is None:
+            self.progress.detail(f"creating network {config.network}")
+            calls.create(
+                lambda: networks.insert(
+                    project=project, network_resource=resources.network_body(config)
+                ),
+                f"network {config.network}",
+            )
+        subnet_name = self.names.subnetwork
+        subnet = calls.find(
+            lambda: subnets.get(project=project, region=self.region, subnetwork=subnet_name),
+            f"subnetwork {subnet_name}",
+        )
+        if subnet is None and not (network is not None and network.auto_create_subnetworks):
+            self.progress.detail(f"creating subnetwork {subnet_name}")
+            calls.create(
+                lambda: subnets.insert(
+                    project=project,
+                    region=self.region,
+                    subnetwork_resource=resources.subnetwork_body(config),
+                ),
+                f"subnetwork {subnet_name}",
+            )
+        for body in resources.firewall_bodies(config):
+            name = body["name"]
+            if calls.find(lambda n=name: firewalls.get(project=project, firewall=n), name) is None:
+                self.progress.detail(f"creating firewall rule {name}")
+                calls.create(
+                    lambda b=body: firewalls.insert(project=project, firewall_resource=b),
+                    f"firewall {name}",
+                )
+
+    def _ensure_address(self, body: dict[str, Any]) -> str:
+        addresses, project, name = self.clients.addresses, self.project, body["name"]
+
+        def get() -> compute_v1.Address:
+            return addresses.get(project=project, region=self.region, address=name)
+
+        found = calls.find(get, f"address {name}")
+        if found is None:
+            self.progress.detail(f"reserving address {name}")
+            calls.create(
+                lambda: addresses.insert(
+                    project=project, region=self.region, address_resource=body
+                ),
+                f"address {name}",
+            )
+            found = calls.call(get, f"address {name}")
+        return found.address
+
+    def ensure_master_addresses(self) -> MasterAddresses:
+        internal = self._ensure_address(resources.master_internal_address_body(self.config))
+        external = self._ensure_address(resources.master_address_body(self.config))
+        return MasterAddresses(internal_ip=internal, external_ip=external)
+
+    def stage(self, release_dir: Path, manifest: ReleaseManifest) -> Mapping[str, Artifact]:
+        bucket = self.config.staging_bucket(self.project)
+        client = self.clients.storage(self.project)
+        return stage_release(
+            client, bucket, release_dir, manifest, self.config.cluster_name, self.progress
+        )
+
+    def ensure_master(self, metadata: VmMetadata, addresses: MasterAddresses) -> None:
+        config, project, zone = self.config, self.project, self.zone
+        disks, instances = self.clients.disks, self.clients.instances
+        disk = self.names.master_disk
+        if calls.find(lambda: disks.get(project=project, zone=zone, disk=disk), disk) is None:
+            self.progress.detail(f"creating persistent disk {disk}")
+            calls.create(
+                lambda: disks.insert(
+                    project=project, zone=zone, disk_resource=resources.master_disk_body(config)
+                ),
+                f"disk {disk}",
+            )
+        name = config.master_name
+        if calls.find(lambda: instances.get(project=project, zone=zone, instance=name), name):
+            return
+        body = resources.master_instance_body(
+            config,
+            self._metadata_items(metadata, "master"),
+            external_ip=addresses.external_ip,
+            internal_ip=addresses.internal_ip,
+        )
+        self.progress.detail(f"creating instance {name}")
+        calls.create(
+            lambda: instances.insert(project=project, zone=zone, instance_resource=body),
+            f"instance {name}",
+        )
+
+    def _ensure_template(self, metadata: VmMetadata) -> str:
+        templates, project = self.clients.instance_templates, self.project
+        body = resources.node_template_body(self.config, self._metadata_items(metadata, "node"))
+        name = body["name"]
+        if calls.find(lambda: templates.get(project=project, instance_template=name), name) is None:
+            self.progress.detail(f"creating instance template {name}")
+            calls.create(
+                lambda: templates.insert(project=project, instance_template_resource=body),
+                f"instance template {name}",
+            )
+        return f"projects/{project}/global/instanceTemplates/{name}"
+
+    def ensure_nodes(self, metadata: VmMetadata) -> None:
+        config, project, zone = self.config, self.project, self.zone
+        instances = self.clients.instances
+        template = self._ensure_template(metadata)
+        items = self._metadata_items(metadata, "node")
+        cidrs = {
+            config.node_name(i): str(config.pod_cidr_for(i)) for i in range(1, config.num_nodes + 1)
+        }
+        existing = {i.name for i in self.instances()}
+
+        def insert(name: str) -> Any:
+            body = {
+                "name": name,
+                "labels": resources.labels(config, "node"),
+                "metadata": {
+                    "items": [
+                        {"key": k, "value": v}
+                        for k, v in sorted({**items, "pod-cidr": cidrs[name]}.items())
+                    ]
+                },
+            }
+            return calls.call(
+                lambda: instances.insert(
+                    project=project,
+                    zone=zone,
+                    instance_resource=body,
+                    source_instance_template=template,
+                ),
+                f"instance {name}",
+            )
+
+        missing = [n for n in cidrs if n not in existing]
+        if missing:
+            self.progress.detail(f"creating {len(missing)} node instances from {template}")
+        settle(
+            missing,
+            insert,
+            lambda: {i.name for i in self.instances()},
+            self.raise_if_failed,
+            present=True,
+            what="node instances",
+            poll_s=config.poll_interval,
+        )
+        self._ensure_routes(cidrs)
+
+    def routes(self) -> list[compute_v1.Route]:
+        request = compute_v1.ListRoutesRequest(project=self.project, max_results=PAGE)
+        description = resources.owner_description(self.config)
+        found = calls.call(lambda: self.clients.routes.list(request=request), "routes")
+        return [r for r in found if r.description == description]
+
+    def _ensure_routes(self, cidrs: Mapping[str, str]) -> None:
+        routes, project = self.clients.routes, self.project
+        wanted = {self.names.route(node): (node, cidr) for node, cidr in cidrs.items()}
+        existing = {r.name for r in self.routes()}
+
+        def insert(name: str) -> Any:
+            node, cidr = wanted[name]
+            body = resources.route_body(self.config, node, cidr)
+            return calls.call(
+                lambda: routes.insert(project=project, route_resource=body), f"route {name}"
+            )
+
+        missing = [n for n in wanted if n not in existing]
+        if missing:
+            self.progress.detail(f"creating {len(missing)} pod routes")
+        settle(
+            missing,
+            insert,
+            lambda: {r.name for r in self.routes()},
+            self.raise_if_failed,
+            present=True,
+            what="pod routes",
+            poll_s=self.config.poll_interval,
+        )
+
+    @staticmethod
+    def raise_if_failed(name: str, operation: Any) -> None:
+        """Wait for one operation; raise its error unless it only found the work done."""
+        try:
+            operation.result(timeout=calls.OPERATION_TIMEOUT_S)
+        except (gexc.Conflict, gexc.NotFound):
+            return
+        except gexc.GoogleAPICallError as exc:
+            raise calls.cloud_error(exc, name) from None
+
+    def host_key(self, instance: str) -> str | None:
+        request = compute_v1.GetGuestAttributesInstanceRequest(
+            project=self.project, zone=self.zone, instance=instance, query_path="hostkeys/"
+        )
+        found = calls.find(
+            lambda: self.clients.instances.get_guest_attributes(request=request),
+            f"guest attributes of {instance}",
+        )
+        if found is None:
+            return None
+        for item in found.query_value.items:
+            if item.key == "ssh-ed25519":
+                value = item.value.strip()
+                return value if value.startswith("ssh-ed25519 ") else f"ssh-ed25519 {value}"
+        return None
+
+    def serial_log_hint(self, instance: str) -> str:
+        return (
+            f"read its boot log with: gcloud compute instances get-serial-port-output {instance} "
+            f"--zone {self.zone} --project {self.project}"
+        )
+
+    def node_addresses(self) -> dict[str, str]:
+        found = {}
+        for instance in self.instances():
+            if instance.labels.get(resources.ROLE_LABEL) != "node":
+                continue
+            nic = instance.network_interfaces[0]
+            configs = list(nic.access_configs)
+            found[instance.name] = (
+                configs[0].nat_i_p if configs and configs[0].nat_i_p else nic.network_i_p
+            )
+        return found
+
+    def update_metadata(self, master: VmMetadata, node: VmMetadata) -> None:
+        """kube-push: a new template for future nodes, new metadata on every existing VM."""
+        self._ensure_template(node)
+        instances, project, zone = self.clients.instances, self.project, self.zone
+        for instance in self.instances():
+            role = instance.labels.get(resources.ROLE_LABEL, "node")
+            items = self._metadata_items(master if role == "master" else node, role)
+            old = {i.key: i.value for i in instance.metadata.items}
+            if "pod-cidr" in old:
+                items["pod-cidr"] = old["pod-cidr"]
+            body = {
+                "fingerprint": instance.metadata.fingerprint,
+                "items": [{"key": k, "value": v} for k, v in sorted(items.items())],
+            }
+            calls.create(
+                lambda n=instance.name, b=body: instances.set_metadata(
+                    project=project, zone=zone, instance=n, metadata_resource=b
+                ),
+                f"metadata of {instance.name}",
+            )
+
+    # -- teardown ----------------------------------------------------------------------------
+
+    def owned_resources(self) -> list[OwnedResource]:
+        return teardown.find_owned(self)
+
+    def delete(self, found: list[OwnedResource]) -> None:
+        teardown.delete_owned(self, found)
+
+    def parallel(self, work: list[Any]) -> None:
+        """Run callables a few at a time; re-raise the first failure once all have ended."""
+        with ThreadPoolExecutor(max_workers=DELETE_THREADS) as pool:
+            futures = [pool.submit(w) for w in work]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]

@@ -1,0 +1,75 @@
+"""Stage the release to a bucket, uploading only files whose sha256 is not already there.
+
+The sha256 rides on each object as custom metadata, so a re-run (or a kube-push that changed only
+the salt tree) re-sends nothing that is already in place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from cluster.errors import CloudError
+from cluster.kube_env import Artifact
+from cluster.progress import Progress
+from cluster.release.builder import ReleaseManifest
+from gce.resources import CLUSTER_LABEL
+
+PUBLIC_BASE = "https://storage.googleapis.com"
+
+
+def download_base() -> str:
+    """Where VMs fetch objects: the emulator's address when one is in use, else GCS."""
+    return os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/") or PUBLIC_BASE
+
+
+def _bucket(client: storage.Client, name: str, cluster: str) -> storage.Bucket:
+    try:
+        bucket = client.lookup_bucket(name)
+        if bucket is None:
+            bucket = client.bucket(name)
+            bucket.labels = {CLUSTER_LABEL: cluster}
+            bucket = client.create_bucket(bucket)
+    except gexc.Conflict:
+        raise CloudError(
+            "bucket name is taken by another project",
+            resource=f"bucket {name}",
+            fix="set STAGING_BUCKET to a name of your own",
+        ) from None
+    except gexc.GoogleAPICallError as exc:
+        raise CloudError(str(exc.message), resource=f"bucket {name}") from None
+    return bucket
+
+
+def stage_release(
+    client: storage.Client,
+    bucket_name: str,
+    release_dir: Path,
+    manifest: ReleaseManifest,
+    cluster: str,
+    progress: Progress,
+) -> Mapping[str, Artifact]:
+    bucket = _bucket(client, bucket_name, cluster)
+    staged: dict[str, Artifact] = {}
+    for key, artifact in sorted(manifest.artifacts.items()):
+        object_name = f"{manifest.kube_version}/{artifact.file}"
+        try:
+            blob = bucket.get_blob(object_name)
+            if blob is None or (blob.metadata or {}).get("sha256") != artifact.sha256:
+                progress.detail(f"uploading {artifact.file}")
+                blob = bucket.blob(object_name)
+                blob.metadata = {"sha256": artifact.sha256}
+                blob.upload_from_filename(str(release_dir / artifact.file), timeout=600)
+            else:
+                progress.detail(f"{artifact.file} already staged")
+        except gexc.GoogleAPICallError as exc:
+            raise CloudError(
+                str(exc.message), resource=f"gs://{bucket_name}/{object_name}"
+            ) from None
+        url = f"{download_base()}/{bucket_name}/{object_name}"
+        staged[key] = Artifact(url=url, sha256=artifact.sha256)
+    return staged
