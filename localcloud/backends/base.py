@@ -4,7 +4,10 @@ The API layer owns every record (instances, disks, routes, firewalls) and their 
 backend only makes them real. Records are passed as the GCE resource dicts the API stores
 (for an instance: ``name``, ``zone``, ``id``, ``networkInterfaces[0].networkIP``, ``metadata``,
 ``disks`` ...), so a backend never needs its own copy of cloud state and a restarted daemon can
-hand the same records back through :meth:`MachineBackend.adopt`.
+hand the same records back through :meth:`MachineBackend.adopt`. Links inside records
+(``selfLink``, ``network``, ``source`` ...) start with :data:`localcloud.compute.links.LINK`
+instead of a host; :func:`localcloud.compute.links.relative` turns them into
+``projects/...`` paths.
 """
 
 from __future__ import annotations
@@ -60,6 +63,28 @@ class MachineBackend(ABC):
     @abstractmethod
     def sync_firewalls(self, firewalls: list[Resource]) -> None:
         """Enforce the GCE firewall resources for traffic entering the cloud network."""
+
+    def reset(self, instance: Resource) -> None:
+        """GCE's reset: a hard power cycle. The default is a clean stop and a start."""
+        self.stop(instance)
+        self.start(instance)
+
+    def delete_disk(self, disk: Resource) -> None:
+        """Remove a standalone persistent disk's data once its record is deleted.
+
+        Boot disks go with :meth:`delete`. The default has nothing to remove."""
+        return None
+
+    def metadata_bind_address(self) -> tuple[str, int]:
+        """Where the daemon serves the metadata server for this backend's instances.
+
+        Asked once at daemon start, after construction. The default (loopback, any free port)
+        suits backends whose instances are not real machines."""
+        return ("127.0.0.1", 0)
+
+    def storage_bind_host(self) -> str:
+        """The host address the daemon serves object storage on, reachable by instances."""
+        return "127.0.0.1"
 
     @abstractmethod
     def adopt(self, instances: list[Resource]) -> set[str]:
