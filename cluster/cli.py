@@ -39,16 +39,17 @@ def _run(parser: argparse.ArgumentParser, action: Action, argv: list[str] | None
         )
         action(provisioner, args)
     except KubeUpError as err:
-        progress.console.print(f"[red]{parser.prog}: {progress.redactor.redact(str(err))}[/red]")
+        progress.error(f"{parser.prog}: {err}")
         return err.exit_code
     except KeyboardInterrupt:
-        progress.console.print(f"[red]{parser.prog}: interrupted; run it again to finish[/red]")
+        progress.error(f"{parser.prog}: interrupted; run it again to finish")
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line unless -v
         if args.verbose:
             traceback.print_exc()
-        message = progress.redactor.redact(f"{type(exc).__name__}: {exc}")
-        progress.console.print(f"[red]{parser.prog}: unexpected error ({message}); -v for details")
+        progress.error(
+            f"{parser.prog}: unexpected error ({type(exc).__name__}: {exc}); -v for details"
+        )
         return 1
     return 0
 

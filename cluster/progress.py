@@ -119,6 +119,12 @@ class Progress:
         """A line always shown (e.g. where the kubeconfig was written)."""
         self._line(self._depth, "   ", message, "")
 
+    def error(self, message: str) -> None:
+        """The one red line an expected failure ends with (never wrapped, secrets masked)."""
+        self.console.print(
+            Text(self.redactor.redact(" ".join(message.split())), style="red"), soft_wrap=True
+        )
+
     def detail(self, message: str) -> None:
         """A line shown only with -v."""
         if self.verbose:

@@ -25,7 +25,7 @@ from cluster.release.builder import ReleaseManifest
 from gce import calls, resources, teardown
 from gce.clients import GceClients
 from gce.fanout import settle
-from gce.resources import CLUSTER_LABEL, Names
+from gce.resources import CLUSTER_LABEL, Names, api
 from gce.staging import stage_release
 
 DELETE_THREADS = 16
@@ -40,9 +40,19 @@ class GceProvider(Provider):
     ):
         self.config = config
         self.progress = progress
-        self.clients = clients or GceClients()
+        self._clients = clients
         self.names = Names(config)
         self._project = config.project
+
+    @property
+    def clients(self) -> GceClients:
+        """Built on first use, so constructing a provider talks to nothing."""
+        if self._clients is None:
+            self._clients = self.make_clients()
+        return self._clients
+
+    def make_clients(self) -> GceClients:
+        return GceClients()
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -112,7 +122,8 @@ class GceProvider(Provider):
             self.progress.detail(f"creating network {config.network}")
             calls.create(
                 lambda: networks.insert(
-                    project=project, network_resource=resources.network_body(config)
+                    project=project,
+                    network_resource=api(compute_v1.Network, resources.network_body(config)),
                 ),
                 f"network {config.network}",
             )
@@ -121,13 +132,15 @@ class GceProvider(Provider):
             lambda: subnets.get(project=project, region=self.region, subnetwork=subnet_name),
             f"subnetwork {subnet_name}",
         )
-        if subnet is None and not (network is not None and network.auto_create_subnetworks):
+        if subnet is None:
             self.progress.detail(f"creating subnetwork {subnet_name}")
             calls.create(
                 lambda: subnets.insert(
                     project=project,
                     region=self.region,
-                    subnetwork_resource=resources.subnetwork_body(config),
+                    subnetwork_resource=api(
+                        compute_v1.Subnetwork, resources.subnetwork_body(config)
+                    ),
                 ),
                 f"subnetwork {subnet_name}",
             )
@@ -136,7 +149,9 @@ class GceProvider(Provider):
             if calls.find(lambda n=name: firewalls.get(project=project, firewall=n), name) is None:
                 self.progress.detail(f"creating firewall rule {name}")
                 calls.create(
-                    lambda b=body: firewalls.insert(project=project, firewall_resource=b),
+                    lambda b=body: firewalls.insert(
+                        project=project, firewall_resource=api(compute_v1.Firewall, b)
+                    ),
                     f"firewall {name}",
                 )
 
@@ -151,7 +166,9 @@ class GceProvider(Provider):
             self.progress.detail(f"reserving address {name}")
             calls.create(
                 lambda: addresses.insert(
-                    project=project, region=self.region, address_resource=body
+                    project=project,
+                    region=self.region,
+                    address_resource=api(compute_v1.Address, body),
                 ),
                 f"address {name}",
             )
@@ -178,7 +195,9 @@ class GceProvider(Provider):
             self.progress.detail(f"creating persistent disk {disk}")
             calls.create(
                 lambda: disks.insert(
-                    project=project, zone=zone, disk_resource=resources.master_disk_body(config)
+                    project=project,
+                    zone=zone,
+                    disk_resource=api(compute_v1.Disk, resources.master_disk_body(config)),
                 ),
                 f"disk {disk}",
             )
@@ -193,7 +212,9 @@ class GceProvider(Provider):
         )
         self.progress.detail(f"creating instance {name}")
         calls.create(
-            lambda: instances.insert(project=project, zone=zone, instance_resource=body),
+            lambda: instances.insert(
+                project=project, zone=zone, instance_resource=api(compute_v1.Instance, body)
+            ),
             f"instance {name}",
         )
 
@@ -204,7 +225,10 @@ class GceProvider(Provider):
         if calls.find(lambda: templates.get(project=project, instance_template=name), name) is None:
             self.progress.detail(f"creating instance template {name}")
             calls.create(
-                lambda: templates.insert(project=project, instance_template_resource=body),
+                lambda: templates.insert(
+                    project=project,
+                    instance_template_resource=api(compute_v1.InstanceTemplate, body),
+                ),
                 f"instance template {name}",
             )
         return f"projects/{project}/global/instanceTemplates/{name}"
@@ -234,7 +258,7 @@ class GceProvider(Provider):
                 lambda: instances.insert(
                     project=project,
                     zone=zone,
-                    instance_resource=body,
+                    instance_resource=api(compute_v1.Instance, body),
                     source_instance_template=template,
                 ),
                 f"instance {name}",
@@ -269,7 +293,8 @@ class GceProvider(Provider):
             node, cidr = wanted[name]
             body = resources.route_body(self.config, node, cidr)
             return calls.call(
-                lambda: routes.insert(project=project, route_resource=body), f"route {name}"
+                lambda: routes.insert(project=project, route_resource=api(compute_v1.Route, body)),
+                f"route {name}",
             )
 
         missing = [n for n in wanted if n not in existing]
@@ -345,7 +370,10 @@ class GceProvider(Provider):
             }
             calls.create(
                 lambda n=instance.name, b=body: instances.set_metadata(
-                    project=project, zone=zone, instance=n, metadata_resource=b
+                    project=project,
+                    zone=zone,
+                    instance=n,
+                    metadata_resource=api(compute_v1.Metadata, b),
                 ),
                 f"metadata of {instance.name}",
             )

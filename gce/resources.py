@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cluster.config import ClusterConfig
 
@@ -20,6 +20,13 @@ ROLE_LABEL = "kube-up-role"
 MASTER_PD_DEVICE = "master-pd"
 
 Body = dict[str, Any]
+M = TypeVar("M")
+
+
+def api(message_class: type[M], body: Body) -> M:
+    """The client library's message for a REST-shaped body (camelCase field names, as the API
+    documents them and as the bodies here are written)."""
+    return message_class.from_json(json.dumps(body))
 
 
 def owner_description(config: ClusterConfig) -> str:
@@ -42,7 +49,8 @@ class Names:
 
     @property
     def subnetwork(self) -> str:
-        return f"{self.config.network}-{self.config.region}"
+        """Per cluster, so kube-down can delete it even inside a shared network."""
+        return f"{self.config.instance_prefix}-subnet"
 
     @property
     def master_address(self) -> str:
