@@ -61,7 +61,7 @@ def render(
     """The nft script that atomically replaces this bridge's table."""
     table = table_name(bridge)
     br = f'"{bridge}"'
-    rules = "\n".join(f"        {line}" for line in _ingress_lines(machines, firewalls))
+    rules = "".join(f"        {line}\n" for line in _ingress_lines(machines, firewalls))
     return f"""table inet {table}
 delete table inet {table}
 table inet {table} {{
@@ -83,8 +83,7 @@ table inet {table} {{
     chain ingress {{
         ct state established,related accept
         meta nfproto ipv6 drop
-{rules}
-        counter drop comment "GCE implied deny ingress"
+{rules}        counter drop comment "GCE implied deny ingress"
     }}
 }}
 """

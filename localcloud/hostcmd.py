@@ -6,6 +6,8 @@ tool's own complaint, so callers never print a traceback for an expected host fa
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 
@@ -28,3 +30,13 @@ def run(argv: Sequence[str], *, input: str | None = None, check: bool = True) ->
 def succeeds(argv: Sequence[str]) -> bool:
     """Whether ``argv`` exits 0 (for probes whose failure is an answer, not an error)."""
     return subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True).returncode == 0
+
+
+def require_root_and_tools(tools: Sequence[str], why: str) -> None:
+    """Fail in one line, before touching anything, when this host cannot do ``why``."""
+    if os.geteuid() != 0:
+        raise MachineError(f"{why} needs root; run as root or use the simulated backend")
+    system_path = "/usr/sbin:/usr/bin:/sbin:/bin"
+    missing = [tool for tool in tools if shutil.which(tool, path=system_path) is None]
+    if missing:
+        raise MachineError(f"{why} needs {', '.join(missing)} on this host; run make deps")

@@ -105,9 +105,8 @@ class Cgroups:
 
     def create(self) -> None:
         """Create the group everywhere; cpuset levels need cpus/mems before they take tasks."""
-        for hierarchy, path in zip(self.hierarchies, self.paths(), strict=True):
-            base = CGROUP_ROOT / hierarchy.name
-            level = base
+        for hierarchy in self.hierarchies:
+            level = CGROUP_ROOT / hierarchy.name
             for part in Path(self.group).parts:
                 level = level / part
                 level.mkdir(exist_ok=True)
@@ -115,7 +114,6 @@ class Cgroups:
                     for knob in ("cpuset.cpus", "cpuset.mems"):
                         if not (level / knob).read_text().strip():
                             (level / knob).write_text((level.parent / knob).read_text())
-            assert level == path
 
     def procs_files(self) -> list[str]:
         return [str(p / "cgroup.procs") for p in self.paths()]
@@ -198,15 +196,17 @@ def launch(spec: LaunchSpec, cgroups: Cgroups) -> Process:
     }
     for path in (spec.root, spec.upper, spec.work):
         path.mkdir(parents=True, exist_ok=True)
+    spec.console.touch(mode=0o600)
     with open(spec.console, "ab") as console:
-        subprocess.run(
+        started = subprocess.run(
             ["setsid", "--fork", "/bin/sh", str(INIT_SCRIPT), "enter"],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=console,
-            check=True,
         )
+    if started.returncode != 0:
+        raise MachineError(f"{spec.hostname}: setsid failed; {_tail(spec.console)}")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         text = spec.pidfile.read_text() if spec.pidfile.exists() else ""

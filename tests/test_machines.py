@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cluster.release.images import busybox_image
+from cluster.release.versions import WORKLOAD_IMAGE
 from localcloud.backends.machines import KUBELET_SYSCTLS, MachinesBackend
 from localcloud.hostcmd import MachineError
 from tests.machines_standin import MetadataStandIn
@@ -42,6 +45,13 @@ echo "hello from $(hostname)"
 curl -s -H 'Metadata-Flavor: Google' \
   http://metadata.google.internal/computeMetadata/v1/instance/attributes/role
 echo
+"""
+DAEMON_START = f"""
+import json, sys
+from pathlib import Path
+from localcloud.backends.machines import MachinesBackend
+backend = MachinesBackend(Path(sys.argv[1]), bridge={BRIDGE!r}, host_address={HOST_ADDRESS!r})
+backend.start(json.loads(sys.argv[2]))
 """
 FIREWALLS = [
     {
@@ -81,18 +91,21 @@ class Cloud:
         self.b = make_instance("machine-b", "10.251.0.3", "node", [])
         self.host_sysctls = read_host_sysctls()
 
-    def sh(self, instance: dict[str, Any], script: str, timeout: float = 30) -> str:
+    def sh(
+        self, instance: dict[str, Any], script: str, timeout: float = 30, stdin: bytes = b""
+    ) -> str:
         """Run ``script`` inside the machine (all its namespaces); return stdout or fail."""
         pid = self.backend.machine_pid(instance)
         assert pid is not None, f"{instance['name']} is not running"
         proc = subprocess.run(
             ["nsenter", "-t", str(pid), "-a", "/bin/sh", "-c", script],
             capture_output=True,
-            text=True,
+            input=stdin,
             timeout=timeout,
         )
-        assert proc.returncode == 0, f"{script!r} in {instance['name']}: {proc.stderr}"
-        return proc.stdout
+        stderr = proc.stderr.decode(errors="replace")
+        assert proc.returncode == 0, f"{script!r} in {instance['name']}: {stderr}"
+        return proc.stdout.decode(errors="replace")
 
     def wait_serial(self, instance: dict[str, Any], text: str, count: int = 1) -> str:
         deadline = time.monotonic() + 60
@@ -214,6 +227,14 @@ def test_firewall_admits_only_what_rules_allow(cloud: Cloud) -> None:
         socket.create_connection(("10.251.0.3", 22), timeout=2)
     # Between machines the internal rule allows it.
     assert "SSH" in cloud.sh(cloud.a, "echo | busybox nc -w 2 10.251.0.3 22 | head -c 3")
+    # setTags: the API tells the backend, the rule follows the tag.
+    tagged = {**cloud.b, "tags": {"items": ["ssh"]}}
+    cloud.backend.update_instance(tagged)
+    with socket.create_connection(("10.251.0.3", 22), timeout=5) as conn:
+        assert conn.recv(4).startswith(b"SSH")
+    cloud.backend.update_instance(cloud.b)
+    with pytest.raises(socket.timeout):
+        socket.create_connection(("10.251.0.3", 22), timeout=2)
 
 
 def test_cloud_network_is_closed(cloud: Cloud) -> None:
@@ -294,9 +315,12 @@ def test_host_services_are_masked_or_disabled(cloud: Cloud) -> None:
     assert failed.strip() == ""
 
 
-def test_containerd_runs_in_a_machine(cloud: Cloud) -> None:
+def test_containerd_runs_containers_in_a_machine(cloud: Cloud) -> None:
     cloud.sh(cloud.b, "systemctl start containerd", timeout=60)
-    assert "Server:" in cloud.sh(cloud.b, "ctr version")
+    cloud.sh(cloud.b, "cat > /root/busybox.tar", stdin=busybox_image())
+    cloud.sh(cloud.b, "ctr -n k8s.io images import /root/busybox.tar", timeout=60)
+    run = f"ctr -n k8s.io run --rm {WORKLOAD_IMAGE} probe sh -c 'echo in-container; hostname'"
+    assert cloud.sh(cloud.b, run, timeout=60).split() == ["in-container", "machine-b"]
     mounts = cloud.sh(cloud.b, "findmnt -no FSTYPE /var/lib/containerd; findmnt -no PROPAGATION /")
     assert mounts.split() == ["ext4", "shared"]
     assert cloud.sh(cloud.b, "readlink /opt/cni/bin").strip() == "/usr/lib/cni"
@@ -314,7 +338,11 @@ def test_attached_disks(cloud: Cloud) -> None:
     assert cloud.sh(cloud.a, f"cat {by_id}/google-late/f") == "late\n"
 
 
-def test_bad_ranges_are_refused(cloud: Cloud) -> None:
+def test_bad_input_is_refused(cloud: Cloud) -> None:
+    with pytest.raises(MachineError, match="instance name '../escape' is not a GCE name"):
+        cloud.backend.start(make_instance("../escape", "10.251.0.9", "x", []))
+    with pytest.raises(MachineError, match="no IPv4 networkInterfaces"):
+        cloud.backend.start({"name": "no-ip", "zone": ZONE, "networkInterfaces": []})
     with pytest.raises(MachineError, match="overlaps 192.0.2.0/24"):
         cloud.backend.ensure_subnet("192.0.2.0/25", "192.0.2.1")
     with pytest.raises(MachineError, match="not a CIDR"):
@@ -323,22 +351,33 @@ def test_bad_ranges_are_refused(cloud: Cloud) -> None:
         cloud.backend.sync_routes([("10.253.0.0/24", "10.99.0.5")])
 
 
-def test_adopt_after_restart_then_stop_and_start(cloud: Cloud) -> None:
+def test_machines_outlive_their_daemon_and_are_adopted(cloud: Cloud) -> None:
+    cloud.backend.stop(cloud.b)
+    assert not cloud.backend.running(cloud.b)
+    assert f"{BRIDGE}.test-a.machine-b" not in _netns()
+    # A short-lived "daemon" process starts machine-b and exits; the machine stays up.
+    subprocess.run(
+        [sys.executable, "-c", DAEMON_START, str(cloud.state), json.dumps(cloud.b)],
+        check=True,
+        timeout=120,
+    )
     pids = {i["name"]: cloud.backend.machine_pid(i) for i in (cloud.a, cloud.b)}
+    assert None not in pids.values()
     restarted = MachinesBackend(cloud.state, bridge=BRIDGE, host_address=HOST_ADDRESS)
     assert restarted.adopt([cloud.a, cloud.b]) == {"machine-a", "machine-b"}
     assert {i["name"]: restarted.machine_pid(i) for i in (cloud.a, cloud.b)} == pids
     cloud.backend = restarted
-
-    restarted.stop(cloud.b)
-    assert not restarted.running(cloud.b)
-    assert f"{BRIDGE}.test-a.machine-b" not in _netns()
-    restarted.start(cloud.b)
-    assert restarted.running(cloud.b)
     cloud.wait_serial(cloud.b, "startup-script: hello from machine-b", count=2)
-    # Its boot disk kept what the machine wrote before (the pod address was not persistent).
-    assert cloud.sh(cloud.b, "cat /etc/hostname").strip() == "machine-b"
     cloud.sh(cloud.a, "busybox ping -c 1 -W 5 10.251.0.3")
+
+
+def test_reset_reboots_hard(cloud: Cloud) -> None:
+    before = cloud.backend.machine_pid(cloud.b)
+    cloud.backend.reset(cloud.b)
+    assert cloud.backend.machine_pid(cloud.b) not in (None, before)
+    cloud.wait_serial(cloud.b, "startup-script: hello from machine-b", count=3)
+    # The boot disk is persistent: what the machine wrote survives; the hostname is its own.
+    assert cloud.sh(cloud.b, "test -f /root/busybox.tar && hostname").strip() == "machine-b"
 
 
 def test_delete_leaves_no_trace(cloud: Cloud) -> None:

@@ -39,7 +39,7 @@ from localcloud import firewall
 from localcloud.backends.base import MachineBackend, Resource
 from localcloud.boot_disk import BootDisk
 from localcloud.cloudnet import CloudNetwork
-from localcloud.hostcmd import MachineError, run
+from localcloud.hostcmd import MachineError, require_root_and_tools, run
 from localcloud.machine_runtime import (
     Cgroups,
     LaunchSpec,
@@ -59,6 +59,11 @@ KUBELET_SYSCTLS = {
     "kernel/keys/root_maxkeys": "1000000",
     "kernel/keys/root_maxbytes": "25000000",
 }
+# What booting machines takes on the host (make deps installs them); python3 runs the guest.
+HOST_TOOLS = ("ip", "nft", "unshare", "nsenter", "setsid", "mount", "ssh-keygen", "sshd", "python3")
+# GCE's resource names (instances, zones, disks), so no name can escape the state dir.
+NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+DEVICE_NAME = re.compile(r"^[a-zA-Z0-9]([-_a-zA-Z0-9]{0,62})$")
 # Host data a machine must not see (besides the state dir); each becomes an empty dir inside.
 HIDDEN_PATHS = ("/root", "/home", "/tmp", "/var/tmp", "/work")
 
@@ -100,8 +105,10 @@ class MachinesBackend(MachineBackend):
         """``host_address`` is the host's address on the bridge: the metadata server binds there
         (machines' connections to 169.254.169.254:80 are redirected to it) and so does storage.
         A second backend on the same host (tests) needs its own bridge and address."""
+        require_root_and_tools(HOST_TOOLS, "the machines backend")
         self.state_dir = Path(state_dir).resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for private in (self.state_dir / "machines", self.state_dir / "disks"):
+            private.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.metadata_port = metadata_port
         self.stop_timeout = stop_timeout
         self.hidden = [Path(p) for p in HIDDEN_PATHS] + [self.state_dir, *map(Path, hidden_paths)]
@@ -152,8 +159,8 @@ class MachinesBackend(MachineBackend):
         with self._instance_lock(m):
             if self._alive(m) is not None:
                 return
-            self._teardown(m)  # whatever a crash left behind
             ip = _network_ip(instance)
+            self._teardown(m)  # whatever a crash left behind
             try:
                 self._boot(m, instance, ip)
             except BaseException:
@@ -161,6 +168,15 @@ class MachinesBackend(MachineBackend):
                 raise
             with self._lock:
                 self._running[m.key] = firewall.MachineAddress(ip, _tags(instance))
+                self._render_rules()
+
+    def update_instance(self, instance: Resource) -> None:
+        """The instance's record changed (``setTags``): re-apply the firewall for its tags."""
+        m = self._machine(instance)
+        with self._lock:
+            if m.key in self._running:
+                address = self._running[m.key]
+                self._running[m.key] = firewall.MachineAddress(address.ip, _tags(instance))
                 self._render_rules()
 
     def stop(self, instance: Resource) -> None:
@@ -209,6 +225,10 @@ class MachinesBackend(MachineBackend):
         procs = self._alive(self._machine(instance))
         return None if procs is None else procs[1].pid
 
+    def machine_pids(self, instance: Resource) -> set[int]:
+        """Host PIDs of every process in the machine (from its cgroups)."""
+        return Cgroups(self._machine(instance).cgroup).pids()
+
     def memory_stat(self, instance: Resource) -> dict[str, int]:
         """The machine's memory cgroup statistics (bytes)."""
         return Cgroups(self._machine(instance).cgroup).memory_stat()
@@ -217,6 +237,10 @@ class MachinesBackend(MachineBackend):
 
     def attach_disk(self, instance: Resource, disk: Resource, device_name: str) -> None:
         m = self._machine(instance)
+        if not DEVICE_NAME.match(device_name):
+            raise MachineError(
+                f"deviceName {device_name!r} must be 1-63 letters, digits, '-' or '_'"
+            )
         source = self._disk_dir(disk, m.zone)
         source.mkdir(parents=True, exist_ok=True)
         with self._instance_lock(m):
@@ -250,9 +274,7 @@ class MachinesBackend(MachineBackend):
                     continue
                 runtime = self._load_instance(m, "runtime.json", {})
                 with self._lock:
-                    self._running[m.key] = firewall.MachineAddress(
-                        runtime["ip"], frozenset(runtime["tags"])
-                    )
+                    self._running[m.key] = firewall.MachineAddress(runtime["ip"], _tags(instance))
                 adopted.add(instance["name"])
         with self._lock:
             self._render_rules()
@@ -268,9 +290,9 @@ class MachinesBackend(MachineBackend):
             with self._instance_lock(m):
                 self._teardown(m)
         with self._lock:
+            self.net.sync_routes([])
             for subnet in self.net.subnets():
                 self.net.remove_subnet(str(subnet.network), str(subnet.ip))
-            self.net.sync_routes([])
             self.net.destroy()
         Cgroups(self._cgroup_parent()).remove()
 
@@ -309,7 +331,6 @@ class MachinesBackend(MachineBackend):
         )
         launcher = launch(spec, cgroups)
         runtime = {"launcher": [launcher.pid, launcher.start], "ip": ip}
-        runtime["tags"] = sorted(_tags(instance))
         _write_json(m.dir / "runtime.json", runtime)  # before waiting: a failed boot is cleaned
         init = wait_for_init(launcher, m.console)
         runtime["init"] = [init.pid, init.start]
@@ -371,8 +392,8 @@ class MachinesBackend(MachineBackend):
         self.net.apply_rules(script)
 
     def _machine(self, instance: Resource) -> _Machine:
-        zone = str(instance.get("zone", "")).rsplit("/", 1)[-1] or "zone"
-        name = instance["name"]
+        zone = _checked("zone", str(instance.get("zone", "")).rsplit("/", 1)[-1] or "zone")
+        name = _checked("instance name", str(instance.get("name", "")))
         tag = f"{self.net.bridge}.{zone}.{name}"
         digest = _short_hash(tag)
         return _Machine(
@@ -389,7 +410,8 @@ class MachinesBackend(MachineBackend):
 
     def _disk_dir(self, disk: Resource, zone: str) -> Path:
         disk_zone = str(disk.get("zone", "")).rsplit("/", 1)[-1] or zone or "zone"
-        return self.state_dir / "disks" / disk_zone / disk["name"]
+        name = _checked("disk name", str(disk.get("name", "")))
+        return self.state_dir / "disks" / _checked("zone", disk_zone) / name
 
     def _instance_lock(self, m: _Machine) -> threading.Lock:
         with self._lock:
@@ -406,6 +428,14 @@ class MachinesBackend(MachineBackend):
     def _load_instance(m: _Machine, name: str, default: Any) -> Any:
         path = m.dir / name
         return json.loads(path.read_text()) if path.exists() else default
+
+
+def _checked(what: str, value: str) -> str:
+    if not NAME.match(value):
+        raise MachineError(
+            f"{what} {value!r} is not a GCE name (lowercase letters, digits, '-'; 1-63 chars)"
+        )
+    return value
 
 
 def _network_ip(instance: Resource) -> str:

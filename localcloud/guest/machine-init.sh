@@ -16,6 +16,9 @@ enter() {
     for procs in $LC_CGROUP_PROCS; do
         echo $$ >"$procs"
     done
+    # What systemd gets on a real host (dbus asks for 65536); hosts without CAP_SYS_RESOURCE
+    # keep their own limit.
+    ulimit -n 524288 2>/dev/null || true
     # --propagation slave: the host's attached-disk mounts still propagate in, nothing leaks out.
     exec nsenter --net="$LC_NETNS" -- \
         unshare --fork --pid --mount --uts --ipc --cgroup --propagation slave -- \
