@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.results import write_result
 from localcloud.backends.machines import MachinesBackend
-from tests.machines_standin import MetadataStandIn
+from tests.machines_support import Metadata, instance_record
 
 BRIDGE, HOST_ADDRESS = "lcbench0", "169.254.124.1"
 SUBNET, GATEWAY = "10.249.0.0/24", "10.249.0.1"
@@ -29,14 +29,10 @@ MB = 1024 * 1024
 
 
 def instance(i: int) -> dict:
-    return {
-        "name": f"bench-{i}",
-        "zone": "projects/bench/zones/bench-a",
-        "networkInterfaces": [{"networkIP": f"10.249.0.{10 + i}"}],
-        "metadata": {
-            "items": [{"key": "startup-script", "value": "#!/bin/sh\necho bench-script-running\n"}]
-        },
-    }
+    script = "#!/bin/sh\necho bench-script-running\n"
+    return instance_record(
+        "bench", "bench-a", f"bench-{i}", f"10.249.0.{10 + i}", {"startup-script": script}
+    )
 
 
 def boot_seconds(backend: MachinesBackend, inst: dict) -> float:
@@ -70,12 +66,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-machines-") as tmp:
         backend = MachinesBackend(Path(tmp), bridge=BRIDGE, host_address=HOST_ADDRESS)
         try:
-            with MetadataStandIn(backend.metadata_bind_address()) as md:
+            with Metadata(Path(tmp), backend.metadata_bind_address()) as md:
                 backend.ensure_subnet(SUBNET, GATEWAY)
                 machines = [instance(i) for i in range(args.machines)]
                 boots = []
                 for inst in machines:
-                    md.add(inst)
+                    md.put(inst)
                     boots.append(boot_seconds(backend, inst))
                 time.sleep(5)  # let every machine settle to idle
                 usage = [backend.memory_stat(m)["usage_in_bytes"] for m in machines]

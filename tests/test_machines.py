@@ -1,8 +1,8 @@
 """End-to-end: the machines backend boots real systemd machines on this host.
 
 Two machines on a test-only bridge and subnet (so a developer's running localcloud is never
-touched) are driven through the backend directly with GCE-shaped instance dicts, served by a
-metadata stand-in bound where the backend says the daemon's metadata server binds. The module
+touched) are driven through the backend directly with GCE-shaped instance records, which
+localcloud's own metadata server serves from where the backend says the daemon binds it. The module
 shares the two machines (booting is the slow part); tests run in file order and the last ones
 stop, adopt, delete and destroy. The fixture removes everything even when a test fails.
 """
@@ -31,7 +31,7 @@ from cluster.release.images import busybox_image
 from cluster.release.versions import WORKLOAD_IMAGE
 from localcloud.backends.machines import KUBELET_SYSCTLS, MachinesBackend
 from localcloud.hostcmd import MachineError
-from tests.machines_standin import MetadataStandIn
+from tests.machines_support import Metadata, instance_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -68,26 +68,22 @@ FIREWALLS = [
 ]
 
 
-def make_instance(name: str, ip: str, role: str, tags: list[str]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "zone": ZONE,
-        "networkInterfaces": [{"networkIP": ip, "network": "global/networks/default"}],
-        "tags": {"items": tags},
-        "metadata": {
-            "items": [{"key": "startup-script", "value": STARTUP}, {"key": "role", "value": role}]
-        },
-    }
+def make_instance(name: str, ip: str, role: str, tags: list[str], **kw: Any) -> dict[str, Any]:
+    metadata = {"startup-script": STARTUP, "role": role, "enable-guest-attributes": "TRUE"}
+    return instance_record("test", "test-a", name, ip, metadata, tags, **kw)
 
 
 class Cloud:
-    """The backend, the metadata stand-in and the two instances the tests share."""
+    """The backend, the metadata server and the two instances the tests share."""
 
-    def __init__(self, state: Path, md: MetadataStandIn, backend: MachinesBackend) -> None:
+    def __init__(self, state: Path, md: Metadata, backend: MachinesBackend) -> None:
         self.state = state
         self.md = md
         self.backend = backend
-        self.a = make_instance("machine-a", "10.251.0.2", "master", ["ssh"])
+        # machine-a has a data disk attached from its creation on (as kube-up's master-pd).
+        self.a = make_instance(
+            "machine-a", "10.251.0.2", "master", ["ssh"], data_disks={"data": "data-disk"}
+        )
         self.b = make_instance("machine-b", "10.251.0.3", "node", [])
         self.host_sysctls = read_host_sysctls()
 
@@ -128,16 +124,15 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     state = tmp_path_factory.mktemp("machines-state")
     backend = MachinesBackend(state, bridge=BRIDGE, host_address=HOST_ADDRESS)
     try:
-        with MetadataStandIn(backend.metadata_bind_address()) as md:
+        with Metadata(state, backend.metadata_bind_address()) as md:
             c = Cloud(state, md, backend)
             backend.ensure_subnet(SUBNET, GATEWAY)
             backend.sync_firewalls(FIREWALLS)
             data_dir = state / "disks" / "test-a" / "data-disk"
             data_dir.mkdir(parents=True)
             (data_dir / "written-by-host").write_text("persistent\n")
-            backend.attach_disk(c.a, {"name": "data-disk", "zone": ZONE}, "data")
             for instance in (c.a, c.b):
-                md.add(instance)
+                md.put(instance)
                 backend.start(instance)
             yield c
     finally:
@@ -181,9 +176,7 @@ def test_ssh_with_the_published_host_key(cloud: Cloud) -> None:
     client_key = paramiko.Ed25519Key(file_obj=io.StringIO(pem.decode()))
     cloud.md.set_attribute(cloud.a, "ssh-keys", f"tester:{public.decode()} tester@test\n")
 
-    published = wait_for(
-        lambda: cloud.md.guest_attributes.get("machine-a", {}).get("hostkeys/ssh-ed25519")
-    )
+    published = wait_for(lambda: cloud.md.guest_attribute(cloud.a, "hostkeys/ssh-ed25519"))
     assert published == cloud.backend.host_key(cloud.a)
     assert published in cloud.backend.serial_output(cloud.a, 0)
     kind, b64 = published.split()

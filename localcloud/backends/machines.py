@@ -64,6 +64,7 @@ HOST_TOOLS = ("ip", "nft", "unshare", "nsenter", "setsid", "mount", "ssh-keygen"
 # GCE's resource names (instances, zones, disks), so no name can escape the state dir.
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 DEVICE_NAME = re.compile(r"^[a-zA-Z0-9]([-_a-zA-Z0-9]{0,62})$")
+DISK_LINK = re.compile(r"zones/([^/]+)/disks/([^/]+)$")
 # Host data a machine must not see (besides the state dir); each becomes an empty dir inside.
 HIDDEN_PATHS = ("/root", "/home", "/tmp", "/var/tmp", "/work")
 
@@ -238,11 +239,8 @@ class MachinesBackend(MachineBackend):
     def attach_disk(self, instance: Resource, disk: Resource, device_name: str) -> None:
         m = self._machine(instance)
         if not DEVICE_NAME.match(device_name):
-            raise MachineError(
-                f"deviceName {device_name!r} must be 1-63 letters, digits, '-' or '_'"
-            )
+            raise MachineError(f"deviceName {device_name!r} must be letters, digits, '-' or '_'")
         source = self._disk_dir(disk, m.zone)
-        source.mkdir(parents=True, exist_ok=True)
         with self._instance_lock(m):
             m.dir.mkdir(parents=True, exist_ok=True)
             disks = self._load_instance(m, "disks.json", {})
@@ -313,6 +311,8 @@ class MachinesBackend(MachineBackend):
             binds.append((path, f"/proc/sys/{key}", "ro"))
         for subdir in ("containerd", "kubelet", "devices"):
             (m.dir / subdir).mkdir(exist_ok=True)
+        if "disks" in instance:  # the record is the truth at boot (it lists attachDisk's too)
+            _write_json(m.dir / "disks.json", self._record_disks(instance, m.zone))
         self._mount_devices(m)
         with self._lock:
             self.net.connect(m.netns, m.veth, ip, _mac(ip))
@@ -355,15 +355,20 @@ class MachinesBackend(MachineBackend):
         """The host side of /dev/disk/by-id: a shared mount, so later attaches reach the
         running machine (its copy is a slave of this one)."""
         devices = m.dir / "devices"
+        disks = self._load_instance(m, "disks.json", {})
+        for stale in devices.iterdir():  # mount points of disks no longer attached
+            if stale.name.removeprefix("google-") not in disks:
+                stale.rmdir()
         run(["mount", "--bind", str(devices), str(devices)])
         run(["mount", "--make-shared", str(devices)])
-        for device_name, source in self._load_instance(m, "disks.json", {}).items():
+        for device_name, source in disks.items():
             self._bind_disk(m, device_name, Path(source))
 
     def _bind_disk(self, m: _Machine, device_name: str, source: Path) -> None:
         target = m.dir / "devices" / f"google-{device_name}"
         if _mounts_of(target):
             return
+        source.mkdir(parents=True, exist_ok=True)
         target.mkdir(exist_ok=True)
         run(["mount", "--bind", str(source), str(target)])
 
@@ -407,6 +412,20 @@ class MachinesBackend(MachineBackend):
 
     def _cgroup_parent(self) -> str:
         return f"localcloud.{self.net.bridge}"
+
+    def _record_disks(self, instance: Resource, zone: str) -> dict[str, str]:
+        """device name -> directory of each non-boot disk in the instance record."""
+        attached = {}
+        for entry in instance["disks"]:
+            found = DISK_LINK.search(str(entry.get("source", "")))
+            if entry.get("boot") or not found:
+                continue
+            disk = {"zone": found.group(1), "name": found.group(2)}
+            device = entry.get("deviceName") or found.group(2)
+            if not DEVICE_NAME.match(device):
+                raise MachineError(f"deviceName {device!r} must be letters, digits, '-' or '_'")
+            attached[device] = str(self._disk_dir(disk, zone))
+        return attached
 
     def _disk_dir(self, disk: Resource, zone: str) -> Path:
         disk_zone = str(disk.get("zone", "")).rsplit("/", 1)[-1] or zone or "zone"

@@ -5,8 +5,9 @@
   ``google-sudoers``, as on GCE) and its keys written to /var/lib/localcloud-guest/keys/<user>,
   which sshd reads as an extra AuthorizedKeysFile; users that left the metadata lose their keys.
   Changes are followed with ``wait_for_change``, so new keys work without a reboot.
-- The host key goes to the serial port (between GCE's BEGIN/END SSH HOST KEY KEYS lines) and to
-  the guest attribute ``hostkeys/<type>``, so clients can verify it before the first connection.
+- The host key goes to the serial port (between GCE's BEGIN/END SSH HOST KEY KEYS lines) and,
+  when the metadata has ``enable-guest-attributes=TRUE`` (GCE's switch), to the guest attribute
+  ``hostkeys/<type>``, so clients can verify it before the first connection.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import pwd
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -27,20 +27,30 @@ KEY = re.compile(r"^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za
 SUDOERS = "%google-sudoers ALL=(ALL:ALL) NOPASSWD:ALL\n"
 
 
-def publish_host_keys() -> None:
-    keys = [p.read_text().split() for p in sorted(Path("/etc/ssh").glob("ssh_host_*_key.pub"))]
+def host_keys() -> list[str]:
+    """``type base64`` of each SSH host key."""
+    paths = sorted(Path("/etc/ssh").glob("ssh_host_*_key.pub"))
+    return [" ".join(p.read_text().split()[:2]) for p in paths]
+
+
+def announce_host_keys(keys: list[str]) -> None:
     md.console("guest-agent", "-----BEGIN SSH HOST KEY KEYS-----")
     for key in keys:
-        md.console("guest-agent", " ".join(key[:2]))
+        md.console("guest-agent", key)
     md.console("guest-agent", "-----END SSH HOST KEY KEYS-----")
-    pending = {key[0]: " ".join(key[:2]) for key in keys}
-    for _ in range(600):
-        for kind, value in list(pending.items()):
-            if md.put(f"instance/guest-attributes/hostkeys/{kind}", value):
-                del pending[kind]
-        if not pending:
-            return
-        time.sleep(1)
+
+
+def guest_attributes_enabled(meta: dict) -> bool:
+    """GCE's switch: ``enable-guest-attributes=TRUE`` in instance (or else project) metadata."""
+    instance = meta.get("instance", {}).get("attributes", {})
+    project = meta.get("project", {}).get("attributes", {})
+    value = instance.get("enable-guest-attributes", project.get("enable-guest-attributes", ""))
+    return value.upper() == "TRUE"
+
+
+def publish_host_keys(keys: list[str]) -> bool:
+    """PUT each key to guest attribute hostkeys/<type>; True when all were stored."""
+    return all([md.put(f"instance/guest-attributes/hostkeys/{k.split()[0]}", k) for k in keys])
 
 
 def wanted_keys(meta: dict) -> dict[str, list[str]]:
@@ -89,18 +99,24 @@ def apply_keys(users: dict[str, list[str]]) -> None:
 
 
 def main() -> None:
-    threading.Thread(target=publish_host_keys, daemon=True).start()
+    keys = host_keys()
+    announce_host_keys(keys)
+    published = owed = False
     etag = "0"
     while True:
         try:
-            meta, new_etag = md.watch(etag)
+            # Short waits while a publication is owed, so a failed PUT is retried soon.
+            meta, new_etag = md.watch(etag, timeout_sec=5 if owed else 60)
         except (md.Unavailable, ValueError):
             time.sleep(2)
             continue
+        if not published and guest_attributes_enabled(meta):
+            published = publish_host_keys(keys)
+            owed = not published
         if new_etag != etag or not new_etag:
             apply_keys(wanted_keys(meta))
-        if not new_etag or new_etag == etag:
-            time.sleep(2)  # a server that ignores wait_for_change or etags: poll gently
+        if not new_etag:
+            time.sleep(2)  # a server without ETags cannot wait for changes: poll gently
         etag = new_etag or etag
 
 
