@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import time
 from collections.abc import Iterable
 
 from localcloud.firewall import remove_script
@@ -116,8 +117,15 @@ class CloudNetwork:
         """Remove the machine's namespace and veth (idempotent)."""
         if os.path.exists(f"/run/netns/{netns}"):
             run(["ip", "netns", "del", netns])
-        if succeeds(["ip", "link", "show", "dev", veth]):
-            run(["ip", "link", "del", veth])
+        # The kernel tears a namespace down asynchronously, taking the veth pair along.
+        deadline = time.monotonic() + 5
+        while succeeds(["ip", "link", "show", "dev", veth]):
+            if time.monotonic() > deadline:
+                run(["ip", "link", "del", veth], check=False)
+                if succeeds(["ip", "link", "show", "dev", veth]):
+                    raise MachineError(f"veth {veth} of {netns} cannot be removed")
+                break
+            time.sleep(0.02)
 
     # -- routes -----------------------------------------------------------------------------
 
