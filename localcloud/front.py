@@ -70,7 +70,7 @@ class ComputeFront:
             log.exception("%s %s failed", http.method, http.path)
             status, body = 500, ApiError(500, "backendError", f"Internal error: {err}").body()
         self.stats.count(method_id, status)
-        text = json.dumps(body, separators=(",", ":")).replace(f'"{LINK}', f'"{base}')
+        text = json.dumps(body, separators=(",", ":")).replace(LINK, base)
         if self.recorder is not None:
             self.recorder.record(method_id, status, json.loads(text))
         return HttpResponse(status, text.encode(), JSON)

@@ -54,7 +54,6 @@ def new_disk(project: str, zone: str, name: str, params: dict[str, Any], field: 
         "selfLink": disk_ref(project, zone, name).link,
         "type": link(f"projects/{project}/zones/{zone}/diskTypes/{dtype}"),
         "labelFingerprint": fingerprint(labels),
-        "physicalBlockSize": "4096",
     }
     if labels:
         doc["labels"] = labels

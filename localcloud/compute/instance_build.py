@@ -19,7 +19,7 @@ from localcloud.compute.catalog import CPU_PLATFORMS, MACHINE_TYPES, region_of
 from localcloud.compute.common import check_name, fingerprint, new_id, now, service_account
 from localcloud.compute.context import Cloud
 from localcloud.compute.disks import disk_ref, new_disk, parse_disk
-from localcloud.compute.links import Ref, link, parse
+from localcloud.compute.links import Ref, link, parse, relative
 from localcloud.compute.networks import find_subnet_for
 from localcloud.errors import already_exists, bad_field, in_use, invalid, required
 
@@ -252,7 +252,7 @@ def _nic(cloud: Cloud, p: Plan, ref: Ref, nic: dict[str, Any], index: int) -> di
     elif in_range:
         out["networkIP"] = in_range[0]  # reachable from this host at its "external" address
     else:
-        out["networkIP"] = ipam.allocate(p.used_ips, cidr, network["selfLink"])
+        out["networkIP"] = ipam.allocate(p.used_ips, cidr, relative(network["selfLink"]))
     configs = []
     for ac, static in zip(nic.get("accessConfigs") or [], statics, strict=True):
         configs.append(
