@@ -22,7 +22,9 @@ Keys (M = master only, N = node only, both otherwise):
   a directory on localcloud); etcd keeps its data there.
 - ``CA_CERT``: the cluster CA certificate, base64 PEM.
 - ``APISERVER_CERT``/``_KEY`` (M): serving pair for the apiserver and nginx.
-- ``SERVICE_ACCOUNT_KEY`` (M): signs and verifies service account tokens.
+- ``SERVICE_ACCOUNT_KEY`` (M): signs service account tokens (PKCS#8 is fine for signing).
+- ``SERVICE_ACCOUNT_PUBLIC_KEY`` (M): its public half, derived here: the apiserver's
+  ``--service-account-key-file`` reads public keys but not PKCS#8 private ones.
 - ``KUBECFG_CERT``/``_KEY`` (M): the admin client pair (O=system:masters); kube-up fetches it.
 - ``CONTROLLER_MANAGER_CERT``/``_KEY``, ``SCHEDULER_CERT``/``_KEY`` (M): component clients.
 - ``APISERVER_KUBELET_CLIENT_CERT``/``_KEY`` (M): the apiserver's client pair for kubelets
@@ -42,6 +44,7 @@ import re
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 ROLES = ("master", "node")
@@ -131,6 +134,17 @@ def _subject(name: str, pem: bytes) -> tuple[str, list[str]]:
     cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     orgs = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
     return (cns[0] if cns else ""), orgs
+
+
+def _public_key(name: str, pem: bytes) -> bytes:
+    """The SubjectPublicKeyInfo PEM of a PEM private key."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise KubeEnvError(f"kube-env: {name} is not an unencrypted PEM private key") from None
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def _require_cn(name: str, pem: bytes, expected: str) -> None:
@@ -231,6 +245,10 @@ def _master(inputs: KubeEnvInputs) -> list[tuple[str, str]]:
         ("APISERVER_CERT", _b64(s.apiserver_cert)),
         ("APISERVER_KEY", _b64(s.apiserver_key)),
         ("SERVICE_ACCOUNT_KEY", _b64(s.service_account_key)),
+        (
+            "SERVICE_ACCOUNT_PUBLIC_KEY",
+            _b64(_public_key("SERVICE_ACCOUNT_KEY", s.service_account_key)),
+        ),
         ("KUBECFG_CERT", _b64(s.kubecfg_cert)),
         ("KUBECFG_KEY", _b64(s.kubecfg_key)),
         ("CONTROLLER_MANAGER_CERT", _b64(s.controller_manager_cert)),

@@ -26,7 +26,7 @@ kube-apiserver-unit:
         '--authorization-mode=Node,RBAC',
         '--enable-admission-plugins=NodeRestriction',
         '--allow-privileged=true',
-        '--service-account-key-file=' ~ certs ~ '/service-account.key',
+        '--service-account-key-file=' ~ certs ~ '/service-account.pub',
         '--service-account-signing-key-file=' ~ certs ~ '/service-account.key',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         '--kubelet-client-certificate=' ~ certs ~ '/apiserver-kubelet-client.crt',
@@ -51,6 +51,7 @@ kube-apiserver:
       - file: kube-pki-apiserver.crt
       - file: kube-pki-apiserver.key
       - file: kube-pki-service-account.key
+      - file: kube-pki-service-account.pub
       - file: kube-pki-apiserver-kubelet-client.crt
       - file: kube-pki-apiserver-kubelet-client.key
       - file: kube-pki-front-proxy-ca.crt
