@@ -138,12 +138,13 @@ class BootDisk:
     def _hide(self, path: Path) -> None:
         """Make ``path`` an empty directory of the machine's own (an overlay opaque dir)."""
         rel = str(path).lstrip("/")
-        if not rel or not path.is_dir() or os.path.lexists(self._path(rel)):
+        if not rel or os.path.lexists(self._path(rel)):
             return
         self._mkdirs(str(Path(rel).parent))
         target = self._path(rel)
-        target.mkdir()
-        _copy_owner_mode(path, target)
+        target.mkdir(mode=0o700)  # also when the host has none yet: it may make one later
+        if path.is_dir():
+            _copy_owner_mode(path, target)
         os.setxattr(target, "trusted.overlay.opaque", b"y")
 
     # -- units ------------------------------------------------------------------------------

@@ -122,8 +122,11 @@ class Cgroups:
         """Every process left anywhere in the machine's groups."""
         pids: set[int] = set()
         for path in self.paths():
-            for procs in path.glob("**/cgroup.procs") if path.exists() else ():
-                pids.update(int(p) for p in procs.read_text().split())
+            for procs in path.glob("**/cgroup.procs"):
+                try:
+                    pids.update(int(p) for p in procs.read_text().split())
+                except OSError:
+                    continue  # a group systemd removed meanwhile
         return pids
 
     def remove(self) -> None:

@@ -8,12 +8,12 @@ How the parts fit (each module has one job):
 
 State on disk, under ``state_dir``::
 
-    machines/<zone>/<name>/upper, work, root   overlay (upper = the boot disk)
+    machines/<zone>/<name>/upper, work, root   overlay (upper = the boot disk; root: mount point)
                           /containerd, kubelet     bound at /var/lib/containerd, /var/lib/kubelet
                           /sysctl/                 kubelet's kernel settings, bound read-only
                           /devices/                attached disks, bound at /dev/disk/by-id
                           /console.log             serial port 1 (bound over /dev/console)
-                          /runtime.json            launcher + PID 1 (PID, start time), IP, tags
+                          /runtime.json            launcher + PID 1 (PID, start time), IP
                           /disks.json              device name -> disk directory
     disks/<zone>/<name>/                           persistent disks (directories)
     firewalls.json                                 last firewalls, for re-rendering after restart
@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import shutil
 import threading
@@ -67,6 +68,8 @@ DEVICE_NAME = re.compile(r"^[a-zA-Z0-9]([-_a-zA-Z0-9]{0,62})$")
 DISK_LINK = re.compile(r"zones/([^/]+)/disks/([^/]+)$")
 # Host data a machine must not see (besides the state dir); each becomes an empty dir inside.
 HIDDEN_PATHS = ("/root", "/home", "/tmp", "/var/tmp", "/work")
+# kube-up's and localcloud's state dirs when moved out of ~ (cluster.state, localcloud.provider).
+STATE_DIR_VARIABLES = ("KUBE_UP_STATE_DIR", "LOCALCLOUD_STATE_DIR")
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,17 @@ class MachinesBackend(MachineBackend):
         A second backend on the same host (tests) needs its own bridge and address."""
         require_root_and_tools(HOST_TOOLS, "the machines backend")
         self.state_dir = Path(state_dir).resolve()
+        if re.search(r"[\s,:]", str(self.state_dir)):
+            raise MachineError(
+                f"state dir {self.state_dir} has a space, ',' or ':' (overlayfs options cannot "
+                "hold them); choose another path"
+            )
         for private in (self.state_dir / "machines", self.state_dir / "disks"):
             private.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.metadata_port = metadata_port
         self.stop_timeout = stop_timeout
         self.hidden = [Path(p) for p in HIDDEN_PATHS] + [self.state_dir, *map(Path, hidden_paths)]
+        self.hidden += [Path(os.environ[v]) for v in STATE_DIR_VARIABLES if os.environ.get(v)]
         self.net = CloudNetwork(bridge, host_address)
         self._lock = threading.RLock()  # the network, the nft table, the registry below
         self._instance_locks: dict[str, threading.Lock] = {}
