@@ -33,7 +33,19 @@ def _golden_view(states: dict[str, State]) -> str:
         if state_id.startswith("kube-pki-") or state_id == "nginx-htpasswd":
             args["contents"] = "<from kube-env>"
         view[state_id] = {"function": state.fun, "sls": state.sls, **args}
-    return yaml.safe_dump(view, sort_keys=False, width=100)
+    return yaml.dump(view, Dumper=_BlockDumper, sort_keys=False, width=100)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (rendered files) as literal blocks, readable in a diff."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
 
 
 def _unit_args(state: State) -> list[str]:

@@ -40,7 +40,7 @@ etcd-unit:
         '--initial-cluster=master=' ~ peer,
         '--initial-cluster-state=new',
         '--initial-cluster-token=' ~ kube.cluster_name,
-      ], after=['network-online.target'], user='etcd', limit_nofile=65536) | tojson }}
+      ], after=['network.target'], user='etcd', limit_nofile=65536) | tojson }}
 
 etcd:
   service.running:

@@ -46,7 +46,7 @@ kube-proxy-unit:
     - name: /etc/systemd/system/kube-proxy.service
     - mode: "0644"
     - contents: {{ unit('Kubernetes network proxy', kube.bin_dir ~ '/kube-proxy',
-        ['--config=' ~ config_path, '--v=2'], after=['network-online.target']) | tojson }}
+        ['--config=' ~ config_path, '--v=2'], after=['network.target']) | tojson }}
 
 kube-proxy:
   service.running:
