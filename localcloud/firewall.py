@@ -7,7 +7,8 @@ chosen by ``targetTags`` (no tags: every instance), sources by ``sourceRanges``/
 (neither: 0.0.0.0/0). It applies to everything that reaches a machine: from the host (output hook)
 and from other machines (forward hook, routed or bridged — the host's br_netfilter hands bridged
 IPv4 to the inet forward hook). Forwarding between the bridge and any other interface is dropped:
-the cloud network is closed, nothing inside it reaches beyond this host.
+the cloud network is closed, nothing inside it reaches beyond this host; and of the host itself
+machines reach only ``host_address`` (metadata server, object storage) and ICMP.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ table inet {table} {{
         iifname {br} oifname != {br} counter drop comment "closed network: nothing leaves"
         iifname != {br} oifname {br} counter drop comment "closed network: nothing enters"
         iifname {br} oifname {br} jump ingress
+    }}
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname {br} ct state established,related accept
+        iifname {br} ip daddr {host_address} accept comment "metadata and storage"
+        iifname {br} meta l4proto icmp accept comment "ping the gateway"
+        iifname {br} counter drop comment "the host is closed to machines otherwise"
     }}
     chain output {{
         type filter hook output priority filter; policy accept;

@@ -249,6 +249,12 @@ def test_cloud_network_is_closed(cloud: Cloud) -> None:
     ]
     assert leaving, "no rule drops forwarding from the cloud bridge to other interfaces"
     assert not any("masquerade" in json.dumps(r) or "snat" in json.dumps(r) for r in rules)
+    # Of the host, machines reach only its cloud address: not a service on its other addresses.
+    with socket.create_server(("0.0.0.0", 0)) as listener:
+        port = listener.getsockname()[1]
+        probe = "timeout 3 bash -c 'exec 3<>/dev/tcp/{}/{}' && echo open || echo closed"
+        assert cloud.sh(cloud.a, probe.format(HOST_ADDRESS, port)).strip() == "open"
+        assert cloud.sh(cloud.a, probe.format(GATEWAY, port)).strip() == "closed"
     for instance in (cloud.a, cloud.b):
         assert "nameserver" not in cloud.sh(instance, "cat /etc/resolv.conf")
 

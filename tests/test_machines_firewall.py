@@ -154,6 +154,14 @@ def test_closed_network_and_metadata_redirect() -> None:
     assert 'iifname "lcbr0" oifname != "lcbr0" counter drop' in text
     assert 'iifname != "lcbr0" oifname "lcbr0" counter drop' in text
     assert "dnat ip to 169.254.170.1:8080" in text
+    # Of the host, machines reach its cloud address (metadata, storage) and ICMP only.
+    chain = text.split("chain input {\n")[1].split("\n    }\n")[0]
+    assert [line.strip().split(" comment")[0] for line in chain.splitlines()[1:]] == [
+        'iifname "lcbr0" ct state established,related accept',
+        'iifname "lcbr0" ip daddr 169.254.170.1 accept',
+        'iifname "lcbr0" meta l4proto icmp accept',
+        'iifname "lcbr0" counter drop',
+    ]
     assert "masquerade" not in text and "snat" not in text
     # The script replaces the table atomically, whether or not it exists.
     assert text.startswith("table inet localcloud_lcbr0\ndelete table inet localcloud_lcbr0\n")
