@@ -359,3 +359,42 @@ def test_failed_state_is_named_with_the_exit_status(cluster: Cluster) -> None:
     assert "salt highstate exited 2" in proc.stderr
     log = cluster.root / "var/log/kube-salt"
     assert _mode(log) == 0o700 and (log / "highstate.json").exists()
+
+
+def test_master_block_device_is_formatted_once_and_mounted(cluster: Cluster) -> None:
+    """GCE's master disk is a block device: a loop device here, mounted in a private mount
+    namespace so nothing outlives the test."""
+    image = cluster.tmp / "master-pd.img"
+    with image.open("wb") as f:
+        f.truncate(64 << 20)
+    attach = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
+    )
+    device = attach.stdout.strip()
+    script = (
+        f'source "{SCRIPT}"\nKUBE_ENV[MASTER_PD_DEVICE]={device}\n'
+        'mount-master-pd && findmnt -n -o SOURCE,FSTYPE "${MASTER_PD_MOUNT}" '
+        '&& stat -c %a "${MASTER_PD_MOUNT}/var/etcd"'
+    )
+    try:
+        runs = [
+            subprocess.run(
+                ["unshare", "--mount", "bash", "-c", script],
+                env=cluster.env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            for _ in range(2)
+        ]
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)
+    first, second = runs
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"kube-up: formatting {device} (first boot)" in first.stdout
+    assert first.stdout.splitlines()[-2:] == [f"{device} ext4", "700"]
+    # The next boot finds the filesystem and keeps its data.
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "formatting" not in second.stdout
+    assert second.stdout.splitlines()[-2:] == [f"{device} ext4", "700"]
