@@ -16,9 +16,10 @@ from typing import Any
 
 from localcloud.compute.context import Cloud, Request, Route
 from localcloud.compute.links import LINK
+from localcloud.compute.operations import scope_of
 from localcloud.compute.projects import ensure_project
 from localcloud.compute.router import Router, starts_operation
-from localcloud.errors import ApiError, not_found, rate_limited
+from localcloud.errors import ApiError, OperationFailed, not_found, rate_limited
 from localcloud.faults import FaultSchedule
 from localcloud.httpd import HttpRequest, HttpResponse
 from localcloud.ratelimit import RateLimiter
@@ -94,11 +95,29 @@ class ComputeFront:
             earlier = self._replay(req.project, request_id)
             if earlier is not None:
                 return earlier
-        body = route.handler(self.cloud, req)
+        try:
+            body = route.handler(self.cloud, req)
+        except OperationFailed as failure:
+            body = self._failed_operation(route, req, http.path, failure)
         if request_id and body.get("kind") == "compute#operation":
             with self._lock:
                 self._request_ids[(req.project, request_id)] = body["selfLink"]
         return body
+
+    def _failed_operation(
+        self, route: Route, req: Request, path: str, failure: OperationFailed
+    ) -> dict[str, Any]:
+        """A check that GCE reports through the operation (quota) failed while handling the
+        request: nothing was written; answer with an operation that ends in the error."""
+        if not starts_operation(route):
+            raise ApiError(failure.http_status, failure.code.lower(), failure.message)
+        target = path[len(API_PREFIX) :]
+        if route.method_id.endswith(".insert"):
+            target += "/" + str(req.body.get("name", ""))
+        elif not route.template.endswith("}"):
+            target = target.rsplit("/", 1)[0]  # drop the verb: .../instances/x/setMetadata
+        op_type = route.method_id.rsplit(".", 1)[1]
+        return self.cloud.engine.fail(req, scope_of(req), op_type, LINK + target, failure)
 
     def _replay(self, project: str, request_id: str) -> dict[str, Any] | None:
         """GCE de-duplicates retried mutations by requestId: answer with the first operation."""

@@ -68,11 +68,17 @@ def http(
         return status, raw.decode()
 
 
-def start(state_dir: Path, record: Path, **options: Any) -> LocalCloud:
-    opts = Options(
-        state_dir=state_dir, record=record, **{"latency_scale": 0.0, "rate": 0, **options}
-    )
-    ep = daemon.spawn(state_dir, daemon.serve_args(opts))
+def start(
+    state_dir: Path,
+    record: Path,
+    faults_file: Path | None = None,
+    quotas_file: Path | None = None,
+    **options: Any,
+) -> LocalCloud:
+    """A detached daemon as `localcloud serve` starts it (files are passed as CLI flags)."""
+    settings = {"latency_scale": 0.0, "rate": 0, **options}
+    opts = Options(state_dir=state_dir, record=record, **settings)
+    ep = daemon.spawn(state_dir, daemon.serve_args(opts, faults_file, quotas_file))
     return LocalCloud(ep, compute_clients(ep.compute), state_dir, record)
 
 

@@ -49,28 +49,15 @@ def create(
     specs: list[tuple[str, dict[str, Any]]],
     op_type: str,
     target: str,
-    extra_args: dict[str, Any] | None = None,
 ) -> dict:
     """Validate and record ``specs`` (PROVISIONING), then submit the boot as one operation.
 
-    Over-quota batches are not recorded: their operation ends in QUOTA_EXCEEDED."""
+    An over-quota batch is not recorded: the operation answered ends in QUOTA_EXCEEDED."""
     with cloud.store.lock:
         plan = instance_build.plan(cloud, req.project, zone, specs)
-        try:
-            cloud.quotas.check_zone(req.project, zone, plan.want)
-        except OperationFailed as err:
-            return cloud.engine.submit(
-                req,
-                f"zones/{zone}",
-                op_type,
-                target,
-                None,
-                "instances.create",
-                {"project": req.project, "zone": zone, "names": []},
-                err,
-            )
+        cloud.quotas.check_zone(req.project, zone, plan.want)  # the front makes it an operation
         instance_build.commit(cloud, plan)
-    args = {"project": req.project, "zone": zone, "names": plan.names, **(extra_args or {})}
+    args = {"project": req.project, "zone": zone, "names": plan.names}
     target_id = plan.instances[0]["id"] if len(plan.instances) == 1 else None
     return cloud.engine.submit(
         req, f"zones/{zone}", op_type, target, target_id, "instances.create", args

@@ -133,6 +133,12 @@ class OperationEngine:
         self._schedule(PENDING_SECONDS * self.scale, (project, scope, name), "begin")
         return dict(op)
 
+    def fail(
+        self, req: Request, scope: str, op_type: str, target_link: str, failure: OperationFailed
+    ) -> dict[str, Any]:
+        """An operation that changes nothing and ends in ``failure`` (e.g. over quota)."""
+        return self.submit(req, scope, op_type, target_link, None, "failed", {}, failure)
+
     def resume(self) -> int:
         """Reschedule every operation a previous daemon left unfinished; returns how many."""
         pending = self.cloud.store.keys("opTasks")
@@ -236,10 +242,15 @@ class OperationEngine:
             self._done.notify_all()
 
 
+@task("failed", seconds=0.1)
+def _changes_nothing(cloud: Cloud, args: dict[str, Any]) -> None:
+    """Runs only if the failure was lost; the operation still must end."""
+
+
 # --- zoneOperations, regionOperations, globalOperations -------------------------------------
 
 
-def _scope(req: Request) -> str:
+def scope_of(req: Request) -> str:
     if "zone" in req.params:
         return f"zones/{req.params['zone']}"
     if "region" in req.params:
@@ -248,7 +259,7 @@ def _scope(req: Request) -> str:
 
 
 def _get(cloud: Cloud, req: Request) -> dict[str, Any]:
-    scope = _scope(req)
+    scope = scope_of(req)
     op = cloud.store.get(req.project, "operations", scope, req.params["operation"])
     if op is None:
         raise not_found(f"projects/{req.project}/{scope}/operations/{req.params['operation']}")
@@ -256,11 +267,13 @@ def _get(cloud: Cloud, req: Request) -> dict[str, Any]:
 
 
 def _wait(cloud: Cloud, req: Request) -> dict[str, Any]:
-    return cloud.engine.wait(req.project, _scope(req), req.params["operation"], WAIT_LIMIT_SECONDS)
+    return cloud.engine.wait(
+        req.project, scope_of(req), req.params["operation"], WAIT_LIMIT_SECONDS
+    )
 
 
 def _list(cloud: Cloud, req: Request) -> dict[str, Any]:
-    scope = _scope(req)
+    scope = scope_of(req)
     ops = cloud.store.list(req.project, "operations", scope)
     return list_response(
         req, "compute#operationList", f"projects/{req.project}/{scope}/operations", ops
@@ -268,7 +281,7 @@ def _list(cloud: Cloud, req: Request) -> dict[str, Any]:
 
 
 def _delete(cloud: Cloud, req: Request) -> dict[str, Any]:
-    scope = _scope(req)
+    scope = scope_of(req)
     name = req.params["operation"]
     with cloud.store.batch():
         if not cloud.store.delete(req.project, "operations", scope, name):
