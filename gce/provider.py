@@ -95,6 +95,8 @@ class GceProvider(Provider):
             "cluster-name": self.config.cluster_name,
             "kube-up-role": role,
             "ssh-keys": f"root:{metadata.ssh_public_key}",
+            # The guest environment publishes the SSH host key here; kube-up verifies it.
+            "enable-guest-attributes": "TRUE",
         }
 
     # -- Provider ----------------------------------------------------------------------------

@@ -97,9 +97,13 @@ class CloudNetwork:
 
     # -- machines ---------------------------------------------------------------------------
 
-    def connect(self, netns: str, veth: str, ip: str, mac: str) -> None:
-        """Create ``netns`` with eth0 on the bridge holding ``ip``, default route via gateway."""
+    def connect(
+        self, netns: str, veth: str, ip: str, mac: str, extra_ips: Iterable[str] = ()
+    ) -> None:
+        """Create ``netns`` with eth0 on the bridge holding ``ip`` (and ``extra_ips``, each in
+        its own subnet), default route via the gateway of ``ip``'s subnet."""
         subnet = self.subnet_of(ip)
+        extras = [f"addr add {x}/{self.subnet_of(x).network.prefixlen} dev eth0" for x in extra_ips]
         self.disconnect(netns, veth)
         run(["ip", "netns", "add", netns])
         run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])
@@ -108,6 +112,7 @@ class CloudNetwork:
             "link set lo up",
             f"link set eth0 address {mac}",
             f"addr add {ip}/{subnet.network.prefixlen} dev eth0",
+            *extras,
             "link set eth0 up",
             f"route add default via {subnet.ip} dev eth0",
         ]

@@ -37,6 +37,8 @@ class MachineAddress:
     # destRanges that GCE routes send to this instance (pod CIDRs): traffic to them is traffic
     # to the instance, as on GCE.
     routed: tuple[str, ...] = ()
+    # Its external (NAT) addresses, which this host reaches it at.
+    nat_ips: tuple[str, ...] = ()
 
 
 @dataclass
@@ -162,7 +164,7 @@ def _targets(fw: dict[str, Any], machines: Sequence[MachineAddress]) -> list[str
     chosen = [m for m in machines if tags & m.tags]
     if not chosen:
         return None
-    nets = [ipaddress.ip_network(m.ip) for m in chosen]
+    nets = [ipaddress.ip_network(ip) for m in chosen for ip in (m.ip, *m.nat_ips)]
     nets += [ipaddress.ip_network(r) for m in chosen for r in m.routed]
     return [str(n) for n in ipaddress.collapse_addresses(nets)]
 

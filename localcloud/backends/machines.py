@@ -177,7 +177,7 @@ class MachinesBackend(MachineBackend):
                 self._teardown(m)
                 raise
             with self._lock:
-                self._running[m.key] = firewall.MachineAddress(ip, _tags(instance))
+                self._running[m.key] = _address(instance, ip)
                 self._render_rules()
 
     def update_instance(self, instance: Resource) -> None:
@@ -186,7 +186,7 @@ class MachinesBackend(MachineBackend):
         with self._lock:
             if m.key in self._running:
                 address = self._running[m.key]
-                self._running[m.key] = firewall.MachineAddress(address.ip, _tags(instance))
+                self._running[m.key] = _address(instance, address.ip)
                 self._render_rules()
 
     def stop(self, instance: Resource) -> None:
@@ -281,7 +281,7 @@ class MachinesBackend(MachineBackend):
                     continue
                 runtime = self._load_instance(m, "runtime.json", {})
                 with self._lock:
-                    self._running[m.key] = firewall.MachineAddress(runtime["ip"], _tags(instance))
+                    self._running[m.key] = _address(instance, runtime["ip"])
                 adopted.add(instance["name"])
         with self._lock:
             self._render_rules()
@@ -324,7 +324,7 @@ class MachinesBackend(MachineBackend):
             _write_json(m.dir / "disks.json", self._record_disks(instance, m.zone))
         self._mount_devices(m)
         with self._lock:
-            self.net.connect(m.netns, m.veth, ip, _mac(ip))
+            self.net.connect(m.netns, m.veth, ip, _mac(ip), _nat_ips(instance, ip))
         cgroups = Cgroups(m.cgroup)
         cgroups.create()
         spec = LaunchSpec(
@@ -396,7 +396,7 @@ class MachinesBackend(MachineBackend):
         routes = self.net.routes()
         machines = [
             firewall.MachineAddress(
-                a.ip, a.tags, tuple(dest for dest, hop in sorted(routes) if hop == a.ip)
+                a.ip, a.tags, tuple(dest for dest, hop in sorted(routes) if hop == a.ip), a.nat_ips
             )
             for a in self._running.values()
         ]
@@ -484,6 +484,21 @@ def _tags(instance: Resource) -> frozenset[str]:
 def _mac(ip: str) -> str:
     """GCE-style locally administered MAC from the IP (stable across restarts)."""
     return "42:01:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+def _nat_ips(instance: Resource, ip: str) -> list[str]:
+    """External addresses of the instance other than its internal one.
+
+    This host sits on the cloud network, so one-to-one NAT is emulated by giving the machine its
+    external address too: traffic to it arrives as GCE would deliver it, at the instance.
+    """
+    nic = instance["networkInterfaces"][0]
+    found = [str(ac.get("natIP", "")) for ac in nic.get("accessConfigs", [])]
+    return sorted({nat for nat in found if nat and nat != ip})
+
+
+def _address(instance: Resource, ip: str) -> firewall.MachineAddress:
+    return firewall.MachineAddress(ip, _tags(instance), nat_ips=tuple(_nat_ips(instance, ip)))
 
 
 def _short_hash(text: str) -> str:
