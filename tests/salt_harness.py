@@ -37,6 +37,17 @@ class State:
     sls: str
 
 
+def exec_start(state: State) -> list[str]:
+    """The ExecStart command line (binary first) of a rendered systemd unit."""
+    text = str(state.args["contents"])
+    argv = []
+    for line in text[text.index("ExecStart=") :].split("\n"):
+        argv.append(line.removeprefix("ExecStart=").strip().rstrip("\\").strip())
+        if not line.endswith("\\"):
+            break
+    return argv
+
+
 def write_salt_config(root: Path, grains: dict, kube_env: str, tree: Path = SALT_TREE) -> Path:
     """A masterless config dir under ``root`` (nothing in /etc/salt); returns the dir."""
     conf, pillar = root / "conf", root / "pillar"

@@ -34,7 +34,7 @@ from cluster.release.builder import MANIFEST, ReleaseBuilder, default_output_dir
 from cluster.release.server_tarball import SERVER_TARBALL
 from cluster.release.versions import DEFAULT_KUBE_VERSION, parse_kube_version
 from tests.kube_env_samples import sample_inputs
-from tests.salt_harness import GRAINS, State, show_highstate, write_salt_config
+from tests.salt_harness import GRAINS, exec_start, show_highstate, write_salt_config
 
 pytestmark = pytest.mark.release
 PASSWORD = "correct horse battery staple"
@@ -165,17 +165,6 @@ class Master:
         return status, body.get("status", {}).get("userInfo", {})
 
 
-def _exec_args(state: State) -> list[str]:
-    text = str(state.args["contents"])
-    lines = text[text.index("ExecStart=") :].split("\n")
-    args = []
-    for line in lines:
-        args.append(line.removeprefix("ExecStart=").strip().rstrip("\\").strip())
-        if not line.endswith("\\"):
-            break
-    return args
-
-
 def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
@@ -290,8 +279,8 @@ def master(tmp_path_factory: pytest.TempPathFactory, server_bin: Path) -> Iterat
     assert check.returncode == 0, check.stderr
 
     try:
-        start("etcd", local(" ".join(_exec_args(states["etcd-unit"]))).split())
-        start("kube-apiserver", local(" ".join(_exec_args(states["kube-apiserver-unit"]))).split())
+        start("etcd", local(" ".join(exec_start(states["etcd-unit"]))).split())
+        start("kube-apiserver", local(" ".join(exec_start(states["kube-apiserver-unit"]))).split())
         start("nginx", ["nginx", "-p", str(tmp), "-c", str(nginx_conf)])
         _wait(
             "apiserver ready through nginx",
@@ -299,9 +288,9 @@ def master(tmp_path_factory: pytest.TempPathFactory, server_bin: Path) -> Iterat
             procs,
             logs,
         )
-        kcm_args = local(" ".join(_exec_args(states["kube-controller-manager-unit"]))).split()
+        kcm_args = local(" ".join(exec_start(states["kube-controller-manager-unit"]))).split()
         start("kube-controller-manager", [*kcm_args, f"--secure-port={ports['kcm']}"])
-        scheduler_args = local(" ".join(_exec_args(states["kube-scheduler-unit"]))).split()
+        scheduler_args = local(" ".join(exec_start(states["kube-scheduler-unit"]))).split()
         start("kube-scheduler", [*scheduler_args, f"--secure-port={ports['scheduler']}"])
         yield master
     finally:

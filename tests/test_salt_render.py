@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.kube_env_samples import master_secrets, node_secrets, sample_inputs
-from tests.salt_harness import State, role_config, salt_call, show_highstate
+from tests.salt_harness import State, exec_start, role_config, salt_call, show_highstate
 from tests.test_kube_env import check_golden
 
 
@@ -49,16 +49,7 @@ _BlockDumper.add_representer(str, _represent_str)
 
 
 def _unit_args(state: State) -> list[str]:
-    """The ExecStart arguments of a rendered systemd unit."""
-    text = str(state.args["contents"])
-    start = text.index("ExecStart=")
-    lines = text[start:].split("\n")
-    args = []
-    for line in lines:
-        args.append(line.strip().rstrip("\\").strip())
-        if not line.endswith("\\"):
-            break
-    return args[1:]
+    return exec_start(state)[1:]
 
 
 @pytest.mark.parametrize("role", ["master", "node"])
