@@ -12,6 +12,9 @@
 #
 # Paths and endpoints come from KUBE_* environment variables so tests can run the functions in a
 # temporary root against local HTTP servers (source this file; main runs only when executed).
+#
+# Metadata comes from GCE's metadata server (localcloud speaks it too) or, where that is absent,
+# from EC2's instance metadata service (IMDSv2): see the "AWS" functions below.
 set -o errexit -o nounset -o pipefail
 
 KUBE_ROOT=${KUBE_ROOT:-}
@@ -25,6 +28,10 @@ KUBE_ENV_TIMEOUT=${KUBE_ENV_TIMEOUT:-600}
 KUBE_POD_CIDR_TIMEOUT=${KUBE_POD_CIDR_TIMEOUT:-900}
 KUBE_POD_CIDR_POLL=${KUBE_POD_CIDR_POLL:-60}
 KUBE_PD_TIMEOUT=${KUBE_PD_TIMEOUT:-120}
+# gce or aws; empty: gce if the GCE metadata server answers, else aws.
+KUBE_METADATA_SOURCE=${KUBE_METADATA_SOURCE:-}
+KUBE_IMDS_URL=${KUBE_IMDS_URL:-http://169.254.169.254}
+KUBE_IMDS_POLL=${KUBE_IMDS_POLL:-5}
 
 INSTALL_DIR=${KUBE_ROOT}/var/cache/kubernetes-install
 SALT_HOME=${KUBE_ROOT}/opt/kube-salt
@@ -43,6 +50,9 @@ NODE_BINARIES=(kubelet kube-proxy kubectl)
 declare -A KUBE_ENV=()
 MODE=boot
 CURRENT_STEP=start
+IMDS_TOKEN=""
+# aws: the staging bucket's URL prefix; downloads under it are signed with the instance role.
+AWS_BUCKET_URL=""
 
 log() {
   echo "kube-up: $*"
@@ -80,6 +90,82 @@ metadata-get() {
     -H 'Metadata-Flavor: Google' "${KUBE_METADATA_URL}/$1"
 }
 
+# Succeeds when this VM's metadata comes from $1 (gce or aws); decides once, on first use.
+metadata-source() {
+  if [[ -z "${KUBE_METADATA_SOURCE}" ]]; then
+    if curl --silent --output /dev/null --max-time 5 -H 'Metadata-Flavor: Google' \
+      "${KUBE_METADATA_URL}/"; then
+      KUBE_METADATA_SOURCE=gce
+    else
+      KUBE_METADATA_SOURCE=aws
+    fi
+  fi
+  [[ "${KUBE_METADATA_SOURCE}" == "$1" ]]
+}
+
+# --- AWS: IMDSv2 (a session token from PUT /latest/api/token on every GET), instance tags for
+# what kube-up tells a VM, and the instance role's credentials for the private staging bucket.
+
+imds-token() {
+  IMDS_TOKEN=$(curl --fail --silent --show-error --max-time 10 -X PUT \
+    -H "X-aws-ec2-metadata-token-ttl-seconds: 21600" "${KUBE_IMDS_URL}/latest/api/token") || {
+    fail "no IMDSv2 session token from ${KUBE_IMDS_URL}"
+    return 1
+  }
+}
+
+# GET a path under /latest/ (e.g. meta-data/local-ipv4); the token goes on stdin, not in argv.
+imds-get() {
+  [[ -n "${IMDS_TOKEN}" ]] || imds-token
+  curl --fail --silent --show-error --max-time 30 --config - "${KUBE_IMDS_URL}/latest/$1" \
+    <<<"header = \"X-aws-ec2-metadata-token: ${IMDS_TOKEN}\""
+}
+
+imds-tag() {
+  imds-get "meta-data/tags/instance/$1"
+}
+
+# curl config signing a GET with the instance role's temporary credentials (SigV4, S3).
+aws-auth-config() {
+  local role creds region field
+  role=$(imds-get meta-data/iam/security-credentials/ | head -n1) || {
+    fail "this instance has no IAM role; kube-up gives each VM one"
+    return 1
+  }
+  creds=$(imds-get "meta-data/iam/security-credentials/${role}") || return 1
+  region=$(imds-get meta-data/placement/region) || return 1
+  declare -A cred=()
+  for field in AccessKeyId SecretAccessKey Token; do
+    cred[${field}]=$(sed -n "s/.*\"${field}\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" <<<"${creds}")
+    [[ -n "${cred[${field}]}" ]] || {
+      fail "the credentials of role ${role} lack ${field}"
+      return 1
+    }
+  done
+  printf 'aws-sigv4 = "aws:amz:%s:s3"\n' "${region}"
+  printf 'user = "%s:%s"\n' "${cred[AccessKeyId]}" "${cred[SecretAccessKey]}"
+  printf 'header = "x-amz-security-token: %s"\n' "${cred[Token]}"
+  printf 'header = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n'
+}
+
+# kube-env is the object the instance's kube-up-kube-env tag names; its bucket holds the release.
+aws-fetch-kube-env() {
+  local url auth
+  url=$(imds-tag kube-up-kube-env) || return 1
+  auth=$(aws-auth-config) || return 1
+  curl --fail --silent --show-error --max-time 60 --config - "${url}" <<<"${auth}"
+}
+
+# The master's etcd volume, by the id kube-up tags the instance with (Nitro NVMe naming).
+aws-master-pd-device() {
+  local volume
+  volume=$(imds-tag kube-up-master-pd) || {
+    fail "no kube-up-master-pd tag on this instance"
+    return 1
+  }
+  echo "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volume//-/}"
+}
+
 # kube-env's lines are KEY: 'value' (cluster/kube_env.py writes them), so no YAML library is
 # needed; anything else is rejected rather than guessed at.
 parse-kube-env() {
@@ -109,11 +195,22 @@ require-kube-env() {
   fi
 }
 
+fetch-kube-env() {
+  if metadata-source aws; then
+    aws-fetch-kube-env
+  else
+    metadata-get instance/attributes/kube-env
+  fi
+}
+
 read-kube-env() {
   local file=${INSTALL_DIR}/kube-env.yaml deadline=$((SECONDS + KUBE_ENV_TIMEOUT))
   mkdir -p "${INSTALL_DIR}"
   chmod 0700 "${INSTALL_DIR}"
-  until (umask 077 && metadata-get instance/attributes/kube-env >"${file}.new"); do
+  if metadata-source aws; then
+    imds-token
+  fi
+  until (umask 077 && fetch-kube-env >"${file}.new"); do
     if ((SECONDS >= deadline)); then
       rm -f "${file}.new"
       fail "no kube-env in the instance metadata after ${KUBE_ENV_TIMEOUT}s"
@@ -123,11 +220,17 @@ read-kube-env() {
     sleep 3
   done
   mv "${file}.new" "${file}"
+  if metadata-source aws; then
+    AWS_BUCKET_URL=$(imds-tag kube-up-kube-env)
+    AWS_BUCKET_URL=${AWS_BUCKET_URL%/kube-env/*}/
+  fi
   parse-kube-env "${file}"
   require-kube-env KUBERNETES_MASTER KUBERNETES_MASTER_IP SERVER_BINARY_TAR_URL \
     SERVER_BINARY_TAR_HASH SALT_TAR_URL SALT_TAR_HASH SALT_RUNTIME_TAR_URL SALT_RUNTIME_TAR_HASH
   if ! is-master; then
     require-kube-env NODE_IMAGES_TAR_URL NODE_IMAGES_TAR_HASH
+  elif metadata-source aws; then
+    KUBE_ENV[MASTER_PD_DEVICE]=$(aws-master-pd-device)
   fi
   log "kube-env read: cluster ${KUBE_ENV[CLUSTER_NAME]:-?}, $(is-master && echo master || echo node)"
 }
@@ -171,7 +274,11 @@ mount-master-pd() {
 wait-pod-cidr() {
   local deadline=$((SECONDS + KUBE_POD_CIDR_TIMEOUT)) cidr=""
   while true; do
-    cidr=$(metadata-get instance/attributes/pod-cidr 2>/dev/null) || cidr=""
+    if metadata-source aws; then
+      cidr=$(imds-tag kube-up-pod-cidr 2>/dev/null) || cidr=""
+    else
+      cidr=$(metadata-get instance/attributes/pod-cidr 2>/dev/null) || cidr=""
+    fi
     if [[ -n "${cidr}" ]]; then
       break
     fi
@@ -180,8 +287,13 @@ wait-pod-cidr() {
       return 1
     fi
     log "waiting for metadata pod-cidr"
-    metadata-get "instance/attributes/?recursive=true&wait_for_change=true&timeout_sec=${KUBE_POD_CIDR_POLL}" \
-      $((KUBE_POD_CIDR_POLL + 10)) >/dev/null 2>&1 || sleep 1
+    if metadata-source aws; then
+      # IMDS has no change notification: poll the instance tag.
+      sleep "${KUBE_IMDS_POLL}"
+    else
+      metadata-get "instance/attributes/?recursive=true&wait_for_change=true&timeout_sec=${KUBE_POD_CIDR_POLL}" \
+        $((KUBE_POD_CIDR_POLL + 10)) >/dev/null 2>&1 || sleep 1
+    fi
   done
   if [[ ! "${cidr}" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]]; then
     fail "metadata pod-cidr '${cidr}' is not an IPv4 CIDR"
@@ -194,7 +306,11 @@ wait-pod-cidr() {
 # The address other VMs reach this one at: the metadata's, else the source of the route to the
 # master.
 detect-node-ip() {
-  NODE_IP=$(metadata-get instance/network-interfaces/0/ip 2>/dev/null) || NODE_IP=""
+  if metadata-source aws; then
+    NODE_IP=$(imds-get meta-data/local-ipv4 2>/dev/null) || NODE_IP=""
+  else
+    NODE_IP=$(metadata-get instance/network-interfaces/0/ip 2>/dev/null) || NODE_IP=""
+  fi
   if [[ -z "${NODE_IP}" ]]; then
     NODE_IP=$(ip -4 route get "${KUBE_ENV[KUBERNETES_MASTER_IP]}" 2>/dev/null |
       sed -n 's/.* src \([0-9.]*\).*/\1/p')
@@ -205,6 +321,10 @@ detect-node-ip() {
 # curl's config on stdin carries the bearer token for GCS URLs, so it never shows in argv.
 auth-config-for() {
   local url=$1 token_json token
+  if [[ -n "${AWS_BUCKET_URL}" && "${url}" == "${AWS_BUCKET_URL}"* ]]; then
+    aws-auth-config
+    return
+  fi
   [[ "${url}" == "${KUBE_GCS_URL_PREFIX}"* ]] || return 0
   token_json=$(metadata-get instance/service-accounts/default/token) || {
     fail "no OAuth token from the metadata server for ${url}"
@@ -224,12 +344,18 @@ sha256-of() {
 
 # download-artifact KEY: fetch ${KEY}_URL into INSTALL_DIR unless the file there already has
 # ${KEY}_HASH; a file with another hash is never left in place.
+# artifact-name KEY: the file name of ${KEY}_URL, which is also its name in INSTALL_DIR.
+artifact-name() {
+  local url=${KUBE_ENV[${1}_URL]}
+  url=${url%%\?*}
+  echo "${url##*/}"
+}
+
 download-artifact() {
   local key=$1
-  local url=${KUBE_ENV[${key}_URL]} want=${KUBE_ENV[${key}_HASH]}
-  local name=${url%%\?*}
-  name=${name##*/}
-  local dest=${INSTALL_DIR}/${name} got auth
+  local url=${KUBE_ENV[${key}_URL]} want=${KUBE_ENV[${key}_HASH]} name got auth
+  name=$(artifact-name "${key}")
+  local dest=${INSTALL_DIR}/${name}
   if [[ -f "${dest}" && "$(sha256-of "${dest}")" == "${want}" ]]; then
     log "have ${name} (sha256 ${want:0:12})"
     return 0
@@ -274,68 +400,42 @@ replace-dir() {
   rm -rf "${dest}.old"
 }
 
-# unpack KEY DEST-STAMP [tar members...]: extract the verified artifact into a fresh staging dir
-# (printed), unless DEST-STAMP says this content is already installed (prints nothing).
-unpack() {
-  local key=$1 stamp=$2
-  shift 2
-  local url=${KUBE_ENV[${key}_URL]} want=${KUBE_ENV[${key}_HASH]}
-  local name=${url%%\?*}
-  name=${name##*/}
-  if [[ -f "${stamp}" && "$(<"${stamp}")" == "${want}" ]]; then
+# install-tree KEY SUBDIR DEST [MEMBER...]: put SUBDIR of the verified artifact KEY at DEST
+# (extracting only the MEMBERs, default SUBDIR), unless DEST.sha256 says it is already there.
+# Extraction goes to a staging dir first, so a failure leaves nothing half-installed.
+install-tree() {
+  local key=$1 subdir=$2 dest=$3
+  shift 3
+  local members=("$@") want=${KUBE_ENV[${key}_HASH]} staging=${INSTALL_DIR}/unpack-${key}
+  ((${#members[@]})) || members=("${subdir}")
+  if [[ -e "${dest}" && -f "${dest}.sha256" && "$(<"${dest}.sha256")" == "${want}" ]]; then
     return 0
   fi
-  local staging=${INSTALL_DIR}/unpack-${key}
   rm -rf "${staging}"
   mkdir -p "${staging}"
   # --touch: the release tarballs carry fixed mtimes, and salt's file server takes a file with
   # an unchanged mtime for unchanged.
-  if ! tar -xzf "${INSTALL_DIR}/${name}" --touch -C "${staging}" "$@"; then
+  if ! tar -xzf "${INSTALL_DIR}/$(artifact-name "${key}")" --touch -C "${staging}" "${members[@]}"; then
     rm -rf "${staging}"
-    fail "could not unpack ${name}"
+    fail "could not unpack ${subdir} from $(artifact-name "${key}")"
     return 1
   fi
-  echo "${staging}"
+  replace-dir "${staging}/${subdir}" "${dest}"
+  rm -rf "${staging}"
+  echo "${want}" >"${dest}.sha256"
+  log "installed ${dest}"
 }
 
 install-artifacts() {
-  local staging binaries
+  local binaries
   if is-master; then binaries=("${MASTER_BINARIES[@]}"); else binaries=("${NODE_BINARIES[@]}"); fi
-
-  staging=$(unpack SERVER_BINARY_TAR "${RELEASE_BIN_DIR}.sha256" \
-    "${binaries[@]/#/kubernetes/server/bin/}")
-  if [[ -n "${staging}" ]]; then
-    replace-dir "${staging}/kubernetes/server/bin" "${RELEASE_BIN_DIR}"
-    rm -rf "${staging}"
-    echo "${KUBE_ENV[SERVER_BINARY_TAR_HASH]}" >"${RELEASE_BIN_DIR}.sha256"
-    log "installed server binaries: ${binaries[*]}"
-  fi
-
-  staging=$(unpack SALT_TAR "${SALT_TREE}.sha256" kubernetes/saltbase)
-  if [[ -n "${staging}" ]]; then
-    replace-dir "${staging}/kubernetes/saltbase/salt" "${SALT_TREE}"
-    replace-dir "${staging}/kubernetes/saltbase/scripts" "${SCRIPTS_DIR}"
-    rm -rf "${staging}"
-    echo "${KUBE_ENV[SALT_TAR_HASH]}" >"${SALT_TREE}.sha256"
-    log "installed the salt tree at ${SALT_TREE}"
-  fi
-
-  staging=$(unpack SALT_RUNTIME_TAR "${SALT_HOME}/salt-runtime.sha256" salt-runtime)
-  if [[ -n "${staging}" ]]; then
-    replace-dir "${staging}/salt-runtime" "${SALT_HOME}/salt-runtime"
-    rm -rf "${staging}"
-    echo "${KUBE_ENV[SALT_RUNTIME_TAR_HASH]}" >"${SALT_HOME}/salt-runtime.sha256"
-    log "installed salt at ${SALT_HOME}/salt-runtime"
-  fi
-
+  install-tree SERVER_BINARY_TAR kubernetes/server/bin "${RELEASE_BIN_DIR}" \
+    "${binaries[@]/#/kubernetes/server/bin/}"
+  install-tree SALT_TAR kubernetes/saltbase/salt "${SALT_TREE}"
+  install-tree SALT_TAR kubernetes/saltbase/scripts "${SCRIPTS_DIR}"
+  install-tree SALT_RUNTIME_TAR salt-runtime "${SALT_HOME}/salt-runtime"
   if ! is-master; then
-    staging=$(unpack NODE_IMAGES_TAR "${IMAGES_DIR}.sha256" images)
-    if [[ -n "${staging}" ]]; then
-      replace-dir "${staging}/images" "${IMAGES_DIR}"
-      rm -rf "${staging}"
-      echo "${KUBE_ENV[NODE_IMAGES_TAR_HASH]}" >"${IMAGES_DIR}.sha256"
-      log "installed node images"
-    fi
+    install-tree NODE_IMAGES_TAR images "${IMAGES_DIR}"
   fi
 }
 
@@ -367,7 +467,7 @@ EOF
 
 write-grains() {
   {
-    echo "cloud: gce"
+    echo "cloud: ${KUBE_METADATA_SOURCE:-gce}"
     echo "roles:"
     if is-master; then
       echo "  - kubernetes-master"
