@@ -298,7 +298,7 @@ def master(tmp_path_factory: pytest.TempPathFactory, server_bin: Path) -> Iterat
             proc.terminate()
         for proc in procs:
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
