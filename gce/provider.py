@@ -256,15 +256,13 @@ class GceProvider(Provider):
                     ]
                 },
             }
-            return calls.call(
-                lambda: instances.insert(
-                    project=project,
-                    zone=zone,
-                    instance_resource=api(compute_v1.Instance, body),
-                    source_instance_template=template,
-                ),
-                f"instance {name}",
+            request = compute_v1.InsertInstanceRequest(
+                project=project,
+                zone=zone,
+                instance_resource=api(compute_v1.Instance, body),
+                source_instance_template=template,
             )
+            return calls.call(lambda: instances.insert(request=request), f"instance {name}")
 
         missing = [n for n in cidrs if n not in existing]
         if missing:

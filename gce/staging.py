@@ -20,6 +20,15 @@ from cluster.release.builder import ReleaseManifest
 from gce.resources import CLUSTER_LABEL
 
 PUBLIC_BASE = "https://storage.googleapis.com"
+# An object naming the cluster that created the bucket: teardown deletes only a bucket whose
+# marker names its cluster (labels say the same on GCS, but not every emulator keeps them).
+OWNER_OBJECT = "kube-up-owner"
+
+
+def bucket_owner(bucket: storage.Bucket) -> str | None:
+    """The cluster that created ``bucket``, from its owner marker."""
+    marker = bucket.get_blob(OWNER_OBJECT)
+    return marker.download_as_text().strip() if marker is not None else None
 
 
 def download_base() -> str:
@@ -34,6 +43,7 @@ def _bucket(client: storage.Client, name: str, cluster: str) -> storage.Bucket:
             bucket = client.bucket(name)
             bucket.labels = {CLUSTER_LABEL: cluster}
             bucket = client.create_bucket(bucket)
+            bucket.blob(OWNER_OBJECT).upload_from_string(cluster)
     except gexc.Conflict:
         raise CloudError(
             "bucket name is taken by another project",

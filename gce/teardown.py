@@ -19,6 +19,7 @@ from cluster.errors import CloudError
 from cluster.provider import OwnedResource
 from gce import calls, resources
 from gce.fanout import settle
+from gce.staging import bucket_owner
 
 if TYPE_CHECKING:
     from gce.provider import GceProvider
@@ -42,7 +43,10 @@ def find_owned(provider: GceProvider) -> list[OwnedResource]:
     found += [OwnedResource("route", r.name) for r in provider.routes()]
     found += [OwnedResource("instance", i.name, config.zone) for i in provider.instances()]
     templates = calls.call(
-        lambda: clients.instance_templates.list(project=project, max_results=PAGE), "templates"
+        lambda: clients.instance_templates.list(
+            request=compute_v1.ListInstanceTemplatesRequest(project=project, max_results=PAGE)
+        ),
+        "templates",
     )
     found += [
         OwnedResource("instance-template", t.name) for t in templates if t.description == mine
@@ -67,7 +71,10 @@ def find_owned(provider: GceProvider) -> list[OwnedResource]:
     )
     found += [OwnedResource("address", a.name, config.region) for a in addresses]
     firewalls = calls.call(
-        lambda: clients.firewalls.list(project=project, max_results=PAGE), "firewalls"
+        lambda: clients.firewalls.list(
+            request=compute_v1.ListFirewallsRequest(project=project, max_results=PAGE)
+        ),
+        "firewalls",
     )
     found += [OwnedResource("firewall", f.name) for f in firewalls if f.description == mine]
     subnet = calls.find(
@@ -93,11 +100,9 @@ def _owned_bucket(provider: GceProvider) -> str | None:
     name = provider.config.staging_bucket(provider.project)
     try:
         bucket = provider.clients.storage(provider.project).lookup_bucket(name)
+        owner = bucket_owner(bucket) if bucket is not None else None
     except gexc.GoogleAPICallError as exc:
         raise CloudError(str(exc.message), resource=f"bucket {name}") from None
-    if bucket is None:
-        return None
-    owner = (bucket.labels or {}).get(resources.CLUSTER_LABEL)
     return name if owner == provider.config.cluster_name else None
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from google.cloud import compute_v1
+
 from cluster.errors import PrereqError
 from cluster.provider import OwnedResource
 from cluster.state import state_root
 from gce.clients import ENDPOINT_OVERRIDE_ENV, GceClients
 from gce.provider import GceProvider
-from localcloud.daemon import DaemonError, ensure_running, stop
+from localcloud.daemon import DaemonError, ensure_running, running, stop
 
 STATE_DIR_ENV = "LOCALCLOUD_STATE_DIR"
 BACKEND_ENV = "LOCALCLOUD_BACKEND"
@@ -31,8 +33,11 @@ def localcloud_state_dir() -> Path:
 class LocalProvider(GceProvider):
     name = "local"
 
+    started_daemon = False
+
     def make_clients(self) -> GceClients:
         backend = os.environ.get(BACKEND_ENV, "machines")
+        self.started_daemon = running(localcloud_state_dir()) is None
         try:
             endpoints = ensure_running(localcloud_state_dir(), backend=backend)
         except DaemonError as err:
@@ -48,9 +53,19 @@ class LocalProvider(GceProvider):
         console = localcloud_state_dir() / "machines" / self.zone / instance / "console.log"
         return f"read its boot log (serial port 1) in {console}"
 
+    def owned_resources(self) -> list[OwnedResource]:
+        """As GCE; a daemon started only to find nothing is stopped again."""
+        found = super().owned_resources()
+        if not found and self.started_daemon:
+            stop(localcloud_state_dir())
+        return found
+
     def delete(self, found: list[OwnedResource]) -> None:
         """After the cluster is gone, stop the daemon too if its zone keeps no instance."""
         super().delete(found)
-        left = self.clients.instances.list(project=self.project, zone=self.zone, max_results=1)
+        request = compute_v1.ListInstancesRequest(
+            project=self.project, zone=self.zone, max_results=1
+        )
+        left = self.clients.instances.list(request=request)
         if not any(True for _ in left):
             stop(localcloud_state_dir())

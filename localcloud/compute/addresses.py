@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from localcloud.compute import crud, ipam
-from localcloud.compute.common import check_name, new_id, now
+from localcloud.compute.common import check_name, fingerprint, new_id, now
 from localcloud.compute.context import Cloud, Request, Route
 from localcloud.compute.links import Ref, link, parse
 from localcloud.compute.operations import task
@@ -63,6 +63,8 @@ def _insert(cloud: Cloud, req: Request) -> dict[str, Any]:
     }
     if body.get("description"):
         doc["description"] = body["description"]
+    labels = body.get("labels") or {}
+    doc.update(labels=labels, labelFingerprint=fingerprint(labels))
     with cloud.store.lock:
         crud.absent(cloud, ref)
         used = ipam.taken(cloud.store)

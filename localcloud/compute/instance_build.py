@@ -247,7 +247,9 @@ def _nic(cloud: Cloud, p: Plan, ref: Ref, nic: dict[str, Any], index: int) -> di
         for ac in nic.get("accessConfigs") or []
     ]
     in_range = [s for s in statics if s and ipam.contains(cidr, s)]
-    if nic.get("networkIP"):
+    if nic.get("networkIP") and _reserved_internal(cloud, p, nic["networkIP"], ref.link):
+        out["networkIP"] = nic["networkIP"]
+    elif nic.get("networkIP"):
         out["networkIP"] = ipam.claim(p.used_ips, cidr, nic["networkIP"], f"{field_name}.networkIP")
     elif in_range:
         out["networkIP"] = in_range[0]  # reachable from this host at its "external" address
@@ -275,6 +277,20 @@ def _nic(cloud: Cloud, p: Plan, ref: Ref, nic: dict[str, Any], index: int) -> di
         ]
     out["fingerprint"] = fingerprint([out["networkIP"], index])
     return out
+
+
+def _reserved_internal(cloud: Cloud, p: Plan, ip: str, user: str) -> bool:
+    """A requested ``networkIP`` may be a reserved INTERNAL address of the region, as on GCE:
+    the instance then uses it (and the address shows it as its user)."""
+    region = region_of(p.zone)
+    for addr in cloud.store.list(p.project, "addresses", f"regions/{region}"):
+        if addr.get("address") == ip and addr.get("addressType") == "INTERNAL":
+            aref = address_ref(p.project, f"regions/{region}", addr["name"])
+            if addr.get("users") or any(r == aref for r, _ in p.addresses):
+                raise in_use(aref.path, (addr.get("users") or ["another instance"])[0])
+            p.addresses.append((aref, user))
+            return True
+    return False
 
 
 def _static_nat(cloud: Cloud, p: Plan, nat: Any, field_name: str, user: str) -> str | None:
