@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from localcloud.stats import CallStats, Recorder
 log = logging.getLogger(__name__)
 API_PREFIX = "/compute/v1/"
 ADMIN_PREFIX = "/localcloud/v1/"
+MAX_REQUEST_IDS = 10000  # remembered requestIds (GCE keeps them for a limited time too)
 JSON = {"Content-Type": "application/json; charset=UTF-8"}
 
 
@@ -51,7 +53,7 @@ class ComputeFront:
         self.admin = admin
         self.recorder = recorder
         self._lock = threading.Lock()
-        self._request_ids: dict[tuple[str, str], str] = {}
+        self._request_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     def __call__(self, http: HttpRequest) -> HttpResponse:
         if http.path.startswith(ADMIN_PREFIX):
@@ -102,6 +104,8 @@ class ComputeFront:
         if request_id and body.get("kind") == "compute#operation":
             with self._lock:
                 self._request_ids[(req.project, request_id)] = body["selfLink"]
+                while len(self._request_ids) > MAX_REQUEST_IDS:
+                    self._request_ids.popitem(last=False)
         return body
 
     def _failed_operation(

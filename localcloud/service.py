@@ -58,6 +58,7 @@ class Service:
         self.options = options
         state = options.state_dir
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state.chmod(0o700)
         self.store = Store(state / "localcloud.db")
         previous = self.store.get_meta("backend")
         if previous and previous != options.backend:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -43,7 +44,8 @@ class Recorder:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._file = path.open("a", encoding="utf-8")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # answers carry metadata
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def record(self, method_id: str, status: int, body: Any) -> None:
         line = json.dumps({"method": method_id, "status": status, "body": body})

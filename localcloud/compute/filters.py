@@ -121,7 +121,7 @@ class _Parser:
         return terms[0] if len(terms) == 1 else (lambda d: all(t(d) for t in terms))
 
     def unary(self) -> Predicate:
-        if self.peek() in (("word", "NOT"), ("op", "-")):
+        if self.peek() == ("word", "NOT"):
             self.take()
             inner = self.unary()
             return lambda d: not inner(d)

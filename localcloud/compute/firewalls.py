@@ -69,10 +69,9 @@ def _build(cloud: Cloud, project: str, body: dict[str, Any], base: dict[str, Any
     if doc.get("allowed") and doc.get("denied"):
         raise invalid("Only one of 'allowed' or 'denied' may be specified.")
     if "sourceRanges" in body:
-        doc["sourceRanges"] = [
-            str(ipam.network(r, "resource.sourceRanges")) if "/" in r else r
-            for r in body["sourceRanges"]
-        ]
+        for value in body["sourceRanges"]:
+            ipam.check_range(value, "resource.sourceRanges")
+        doc["sourceRanges"] = list(body["sourceRanges"])
     doc["direction"] = body.get("direction") or doc.get("direction") or "INGRESS"
     if doc["direction"] not in ("INGRESS", "EGRESS"):
         raise bad_field("resource.direction", doc["direction"], "Must be INGRESS or EGRESS.")

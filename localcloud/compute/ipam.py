@@ -22,6 +22,14 @@ def network(cidr: str, field: str) -> ipaddress.IPv4Network:
         raise bad_field(field, cidr, f"Must be an IPv4 CIDR range ({err}).") from None
 
 
+def check_range(value: str, field: str) -> None:
+    """An address or a range, host bits allowed (firewall source ranges)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as err:
+        raise bad_field(field, value, f"Must be an IP range ({err}).") from None
+
+
 def gateway(cidr: str) -> str:
     return str(ipaddress.IPv4Network(cidr).network_address + 1)
 

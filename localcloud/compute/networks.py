@@ -28,10 +28,6 @@ def subnet_ref(project: str, region: str, name: str) -> Ref:
     return Ref(project, f"regions/{region}", "subnetworks", name)
 
 
-def subnet_range(subnet: dict[str, Any]) -> str:
-    return subnet["ipCidrRange"]
-
-
 def find_subnet_for(
     cloud: Cloud, network: dict[str, Any], project: str, region: str
 ) -> dict[str, Any] | None:

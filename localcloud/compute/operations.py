@@ -81,7 +81,8 @@ class OperationEngine:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(
