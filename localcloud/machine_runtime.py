@@ -272,3 +272,20 @@ def _tail(console: Path, lines: int = 3) -> str:
     except OSError:
         return "no console output"
     return " | ".join(text[-lines:]) or "no console output"
+
+
+# Every machine's systemd, journald, dbus, containerd and kubelet take inotify instances, and
+# all of them count against root's one host-wide limit (128 on Debian): a third or fourth
+# machine then boots with a dbus that cannot watch its config and never settles. The limit is a
+# per-user allowance, not a tunable of the host's behaviour, so the backend raises it for the
+# machines it runs, as kind's documentation asks its users to.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_INSTANCES_NEEDED = 8192
+
+
+def ensure_inotify_instances(path: Path = INOTIFY_INSTANCES) -> bool:
+    """Raise the per-user inotify instance limit to what many machines need; say if it did."""
+    if int(path.read_text()) >= INOTIFY_INSTANCES_NEEDED:
+        return False
+    path.write_text(f"{INOTIFY_INSTANCES_NEEDED}\n")
+    return True

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,9 +43,11 @@ from localcloud.boot_disk import BootDisk
 from localcloud.cloudnet import CloudNetwork
 from localcloud.hostcmd import MachineError, require_root_and_tools, run
 from localcloud.machine_runtime import (
+    INOTIFY_INSTANCES_NEEDED,
     Cgroups,
     LaunchSpec,
     Process,
+    ensure_inotify_instances,
     kill,
     launch,
     poweroff,
@@ -61,6 +64,7 @@ KUBELET_SYSCTLS = {
     "kernel/keys/root_maxbytes": "25000000",
 }
 # What booting machines takes on the host (make deps installs them); python3 runs the guest.
+log = logging.getLogger(__name__)
 HOST_TOOLS = ("ip", "nft", "unshare", "nsenter", "setsid", "mount", "ssh-keygen", "sshd", "python3")
 # GCE's resource names (instances, zones, disks), so no name can escape the state dir.
 NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -128,6 +132,11 @@ class MachinesBackend(MachineBackend):
         self._running: dict[str, firewall.MachineAddress] = {}
         self._firewalls: list[Resource] = self._load("firewalls.json", [])
         self.net.ensure_bridge()
+        if ensure_inotify_instances():
+            log.info(
+                "raised fs.inotify.max_user_instances to %d for the machines",
+                INOTIFY_INSTANCES_NEEDED,
+            )
 
     # -- addresses the daemon binds ---------------------------------------------------------
 
