@@ -175,7 +175,13 @@ def ensure_running(state_dir: Path, backend: str = "simulated", **options: Any) 
             )
         return found
     opts = Options(state_dir=state_dir, backend=backend, **options)
-    return spawn(state_dir, serve_args(opts))
+    try:
+        return spawn(state_dir, serve_args(opts))
+    except DaemonError:
+        found = running(state_dir)  # another caller started it at the same moment
+        if found is not None and found.backend == backend:
+            return found
+        raise
 
 
 def stop(state_dir: Path, timeout: float = STOP_TIMEOUT) -> bool:

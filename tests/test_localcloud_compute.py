@@ -138,6 +138,8 @@ def test_firewalls_and_routes_reach_backend(lc: LocalCloud, project: str) -> Non
     )
     c.routes.insert(project=project, route_resource=route).result(30)
     assert [r.name for r in c.routes.list(project=project)] == [f"{project}-pods"]
+    got_route = c.routes.get(project=project, route=f"{project}-pods")
+    assert (got_route.dest_range, got_route.next_hop_instance) == ("10.244.7.0/24", vm.self_link)
     ip = vm.network_interfaces[0].network_i_p
     assert ["10.244.7.0/24", ip] in lc.admin("GET", "backend")["routes"]
 
@@ -467,6 +469,7 @@ def test_operations_get_wait_list_delete(lc: LocalCloud, project: str) -> None:
     vm_op = c.instances.insert(project=project, zone=ZONE, instance_resource=instance_body("w"))
     waited = c.zone_operations.wait(project=project, zone=ZONE, operation=vm_op.name)
     assert waited.status.name == "DONE" and waited.operation_type == "insert"
+    assert vm_op.name in [o.name for o in c.zone_operations.list(project=project, zone=ZONE)]
     assert wait_for(
         lambda: c.instances.get(project=project, zone=ZONE, instance="w").status == "RUNNING"
     )

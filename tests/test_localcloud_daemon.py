@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,14 @@ def test_start_timeout_reports_the_log(tmp_path: Path) -> None:
     with pytest.raises(daemon.DaemonError, match="database|not a database"):
         daemon.ensure_running(state)
     assert time.monotonic() - start < 30
+
+
+def test_concurrent_ensure_running_share_one_daemon(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with ThreadPoolExecutor(3) as pool:
+        found = list(pool.map(lambda _: daemon.ensure_running(state, latency_scale=0.0), range(3)))
+    try:
+        assert len({ep.pid for ep in found}) == 1
+        assert daemon.running(state) == found[0]
+    finally:
+        daemon.stop(state)
