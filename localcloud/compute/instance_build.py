@@ -50,7 +50,7 @@ class Plan:
     attach: list[tuple[Ref, str]] = field(default_factory=list)
     addresses: list[tuple[Ref, str]] = field(default_factory=list)
     want: dict[str, float] = field(default_factory=dict)
-    used_ips: set[str] = field(default_factory=set)
+    used_ips: set[int] = field(default_factory=set)
 
     def add_want(self, metric: str, amount: float) -> None:
         self.want[metric] = self.want.get(metric, 0.0) + amount

@@ -9,7 +9,7 @@ of a range are never handed out.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import socket
 
 from localcloud.errors import ApiError, bad_field
 from localcloud.store import Store
@@ -34,46 +34,49 @@ def gateway(cidr: str) -> str:
     return str(ipaddress.IPv4Network(cidr).network_address + 1)
 
 
-def taken(store: Store) -> set[str]:
-    """Every address held by an instance interface or an address record, in every project."""
-    out: set[str] = set()
+def _as_int(ip: str) -> int | None:
+    try:
+        return int.from_bytes(socket.inet_aton(ip), "big") if ip.count(".") == 3 else None
+    except OSError:
+        return None
+
+
+def taken(store: Store) -> set[int]:
+    """Every address (as an integer) held by an instance interface or an address record, in
+    every project. Integers keep allocation in large ranges cheap."""
+    found: list[str] = []
     for project in store.projects():
         for inst in store.list(project, "instances"):
-            for nic in inst.get("networkInterfaces", []):
-                out.add(nic.get("networkIP", ""))
-        for addr in store.list(project, "addresses"):
-            out.add(addr.get("address", ""))
-    out.discard("")
-    return out
+            found += [nic.get("networkIP", "") for nic in inst.get("networkInterfaces", [])]
+        found += [addr.get("address", "") for addr in store.list(project, "addresses")]
+    return {n for ip in found if (n := _as_int(ip)) is not None}
 
 
-def usable(cidr: str) -> Iterable[str]:
+def _usable(cidr: str) -> range:
     net = ipaddress.IPv4Network(cidr)
-    first, last = int(net.network_address) + 2, int(net.broadcast_address) - 2
-    return (str(ipaddress.IPv4Address(i)) for i in range(first, last + 1))
+    return range(int(net.network_address) + 2, int(net.broadcast_address) - 1)
 
 
-def allocate(used: set[str], cidr: str, what: str) -> str:
+def allocate(used: set[int], cidr: str, what: str) -> str:
     """The lowest free address in ``cidr``; adds it to ``used``."""
-    for ip in usable(cidr):
-        if ip not in used:
-            used.add(ip)
-            return ip
+    for n in _usable(cidr):
+        if n not in used:
+            used.add(n)
+            return str(ipaddress.IPv4Address(n))
     raise ApiError(400, "ipSpaceExhausted", f"IP space of '{what}' ({cidr}) is exhausted.")
 
 
-def claim(used: set[str], cidr: str, ip: str, field: str) -> str:
+def claim(used: set[int], cidr: str, ip: str, field: str) -> str:
     """Take a caller-chosen ``ip``: it must be a usable, free address of ``cidr``."""
     try:
-        addr = ipaddress.IPv4Address(ip)
+        n = int(ipaddress.IPv4Address(ip))
     except ValueError:
         raise bad_field(field, ip, "Must be an IPv4 address.") from None
-    net = ipaddress.IPv4Network(cidr)
-    if not int(net.network_address) + 2 <= int(addr) <= int(net.broadcast_address) - 2:
+    if n not in _usable(cidr):
         raise bad_field(field, ip, f"Address is not usable in range {cidr}.")
-    if ip in used:
+    if n in used:
         raise bad_field(field, ip, "Address is already in use.")
-    used.add(ip)
+    used.add(n)
     return ip
 
 

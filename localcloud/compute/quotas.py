@@ -11,7 +11,6 @@ import threading
 from typing import Any
 
 from localcloud.compute.catalog import MACHINE_TYPES, REGIONS, region_of
-from localcloud.compute.links import relative
 from localcloud.errors import quota_exceeded
 from localcloud.store import Store
 
@@ -48,7 +47,7 @@ def validate_limits(limits: Any) -> dict[str, float]:
 
 
 def _instance_cpus(instance: dict[str, Any]) -> int:
-    machine = MACHINE_TYPES.get(relative(instance["machineType"]).rsplit("/", 1)[-1])
+    machine = MACHINE_TYPES.get(instance["machineType"].rsplit("/", 1)[-1])
     return machine.cpus if machine else 0
 
 
