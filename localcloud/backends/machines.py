@@ -297,7 +297,11 @@ class MachinesBackend(MachineBackend):
         return adopted
 
     def close(self) -> None:
-        """Nothing to release: machines, mounts and the network stay for the next daemon."""
+        """Machines, mounts and the network stay for the next daemon; but a network with no
+        machine and no subnet left serves no one, so it goes (kube-down leaves nothing)."""
+        with self._lock:
+            if not self._running and not self.net.subnets() and not self.net.routes():
+                self.net.destroy()
 
     def destroy(self) -> None:
         """Remove every machine, disk mount and the network of this backend (``down``, tests)."""
