@@ -1,11 +1,12 @@
 """kube-down on AWS: find everything carrying this cluster's tag, delete it dependents first.
 
-Deletion goes in waves: instances (and the group that would replace them) first, then what they
-held (addresses, volumes, the launch template), then the network from the inside out, then IAM
-and the bucket. AWS answers ``DependencyViolation`` while a dependent is still going away (an
-instance's network interface, a released address), so those deletes are retried with backoff
-until it clears. Anything already gone counts as deleted, so a half-created or half-deleted
-cluster is finished by running kube-down again.
+Deletion goes in waves: the Auto Scaling group (so it replaces nothing), the instances (waiting
+until they are terminated), then what they held (addresses, volumes, launch template, key pair,
+instance profiles) with the IAM roles and the bucket, then the network from the inside out.
+AWS answers ``DependencyViolation`` while a dependent is still going away (an instance's network
+interface, a released address), so those deletes are retried with backoff until it clears.
+Anything already gone counts as deleted, so a half-created or half-deleted cluster is finished
+by running kube-down again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from cluster.provider import OwnedResource
 from cluster.retry import Backoff, wait_for
 
 WAVES: tuple[tuple[str, ...], ...] = (
-    ("auto-scaling-group", "instance"),
+    # The group first, so that it does not replace the instances terminated next.
+    ("auto-scaling-group",),
+    ("instance",),
     ("launch-template", "elastic-ip", "key-pair", "instance-profile"),
     ("volume", "iam-role", "bucket"),
     ("route-table", "security-group"),
@@ -331,5 +334,5 @@ def delete_owned(
                 method = getattr(deleter, kind.replace("-", "_"))
                 work.append(lambda m=method, n=names: m(n))
         run_all(work)
-        if wave == WAVES[0]:
+        if "instance" in wave:
             deleter.wait_terminated()

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
 @dataclass
@@ -105,8 +105,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=120)
             try:
+                # Host stays as signed: moto checks SigV4 signatures when IAM is enforced.
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-                headers["Host"] = upstream.netloc
                 connection.request(self.command, self.path, body=body, headers=headers)
                 answer = connection.getresponse()
                 data = answer.read()

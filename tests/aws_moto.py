@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -72,6 +73,10 @@ class Moto:
 
 @contextmanager
 def moto_server() -> Iterator[Moto]:
+    # werkzeug logs every request at INFO; captured by pytest, that is most of a test's time.
+    access_log = logging.getLogger("werkzeug")
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -79,6 +84,7 @@ def moto_server() -> Iterator[Moto]:
         yield Moto(f"http://{host}:{port}")
     finally:
         server.stop()
+        access_log.setLevel(level)
 
 
 def kube_env(moto: Moto, tmp: Path, **settings: str) -> dict[str, str]:
