@@ -54,12 +54,19 @@ def _run(parser: argparse.ArgumentParser, action: Action, argv: list[str] | None
     return 0
 
 
+def _release_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--release-dir", type=Path, help="release to stage (default: _output/release)"
+    )
+
+
 def kube_up(argv: list[str] | None = None) -> int:
     parser = _parser("kube-up", "Bring up a Kubernetes cluster (or finish one that failed).")
     parser.add_argument(
         "--no-wait", action="store_true", help="stop once the cloud resources exist"
     )
-    return _run(parser, lambda p, a: p.up(wait=not a.no_wait), argv)
+    _release_dir_option(parser)
+    return _run(parser, lambda p, a: p.up(wait=not a.no_wait, release_dir=a.release_dir), argv)
 
 
 def kube_down(argv: list[str] | None = None) -> int:
@@ -70,7 +77,8 @@ def kube_down(argv: list[str] | None = None) -> int:
 
 def kube_push(argv: list[str] | None = None) -> int:
     parser = _parser("kube-push", "Stage the current release and re-apply the salt states.")
-    return _run(parser, lambda p, a: p.push(), argv)
+    _release_dir_option(parser)
+    return _run(parser, lambda p, a: p.push(release_dir=a.release_dir), argv)
 
 
 def validate_cluster(argv: list[str] | None = None) -> int:
