@@ -160,7 +160,9 @@ def cloud_error(exc: BaseException, resource: str) -> CloudError | PrereqError:
             f"AWS rejected the credentials ({code}: {_message(exc)})", fix=CREDENTIALS_FIX
         )
     fix = _FIXES.get(code)
-    if fix is None and code.endswith("LimitExceeded"):
+    if code in THROTTLING:
+        fix = "AWS is throttling these requests: wait a minute and run the command again"
+    elif fix is None and code.endswith("LimitExceeded"):
         fix = _FIXES["LimitExceeded"]
     return CloudError(f"{code}: {_message(exc)}", resource=resource, fix=fix)
 

@@ -192,6 +192,17 @@ def test_unreachable_endpoint_is_a_prereq_error(
     assert str(error).startswith("cannot reach the AWS endpoint http://127.0.0.1:9/; check ZONE")
 
 
+def test_a_subnet_aws_cannot_make_is_refused_before_any_call(
+    proxy: FaultProxy, release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SUBNET_RANGE", "172.16.0.0/12")
+    error = up_fails(release)
+    assert str(error) == (
+        "SUBNET_RANGE='172.16.0.0/12' is not allowed: an AWS subnet must be between /16 and /28"
+    )
+    assert proxy.actions == []
+
+
 def test_a_changed_subnet_range_is_refused(release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     provisioner().up(wait=False, release_dir=release)
     monkeypatch.setenv("SUBNET_RANGE", "172.20.0.0/23")

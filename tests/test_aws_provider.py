@@ -338,15 +338,24 @@ def test_up_creates_the_wired_resource_set(aws: Aws) -> None:
     assert secrets.admin.key_pem.decode().splitlines()[1] not in aws.output.getvalue()
 
 
+def staged_objects(aws: Aws, bucket: str) -> dict[str, tuple[str, object]]:
+    listing = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix="release/")["Contents"]
+    return {o["Key"]: (o["ETag"], o["LastModified"]) for o in listing}
+
+
 def test_second_run_creates_nothing(aws: Aws) -> None:
     aws.up()
     before = inventory(aws)
+    objects_before = staged_objects(aws, before["bucket"][0])
     routes_before = aws.client("ec2").describe_route_tables(RouteTableIds=before["route-table"])
     versions_before = aws.client("ec2").describe_launch_template_versions(
         LaunchTemplateId=before["launch-template"][0]
     )["LaunchTemplateVersions"]
     aws.up()
     assert inventory(aws) == before
+    # Nothing re-uploaded: the staged objects are the same writes as before.
+    assert staged_objects(aws, before["bucket"][0]) == objects_before
+    assert len(objects_before) == 4
     routes_after = aws.client("ec2").describe_route_tables(RouteTableIds=before["route-table"])
     assert routes_after["RouteTables"][0]["Routes"] == routes_before["RouteTables"][0]["Routes"]
     versions_after = aws.client("ec2").describe_launch_template_versions(
