@@ -26,6 +26,7 @@ from cluster.retry import wait_for
 
 THREADS = 8
 GROUP_STATES = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
+TRANSIENT_LAUNCH_FAILURES = ("instance profile", "sufficient")
 
 
 def run_all(work: list[Callable[[], object]]) -> None:
@@ -131,8 +132,15 @@ def ensure_group(
         )
 
 
+def is_transient(message: str) -> bool:
+    """Launch failures the group gets over by retrying on its own: a just-created instance
+    profile IAM has not propagated yet, or a zone briefly short of capacity."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in TRANSIENT_LAUNCH_FAILURES)
+
+
 def _launch_failure(autoscaling: Any, name: str, since: datetime) -> str | None:
-    """Why the group could not launch instances (quota, capacity...), if it said so."""
+    """Why the group cannot launch instances (quota, image...), if it said so."""
     activities = calls.call(
         lambda: autoscaling.describe_scaling_activities(AutoScalingGroupName=name, MaxRecords=5)[
             "Activities"
@@ -141,8 +149,10 @@ def _launch_failure(autoscaling: Any, name: str, since: datetime) -> str | None:
     )
     for activity in activities:
         started = activity.get("StartTime")
-        if activity.get("StatusCode") == "Failed" and (started is None or started >= since):
-            return str(activity.get("StatusMessage") or activity.get("Description") or "failed")
+        message = str(activity.get("StatusMessage") or activity.get("Description") or "failed")
+        recent = started is None or started >= since
+        if activity.get("StatusCode") == "Failed" and recent and not is_transient(message):
+            return message
     return None
 
 

@@ -499,3 +499,16 @@ def test_region_follows_zone(aws: Aws) -> None:
     assert len(instances(ec2_eu)) == 2
     assert aws.client("ec2").describe_vpcs(Filters=owned())["Vpcs"] == []
     assert aws.client("iam").get_role(RoleName="kubernetes-master-eu-west-1")
+
+
+def test_more_nodes_than_a_describe_page(aws: Aws) -> None:
+    """moto answers describe_instances 100 at a time; every node still gets its CIDR and route."""
+    aws.set(NUM_NODES="120")
+    aws.up()
+    ec2 = aws.client("ec2")
+    nodes = instances(ec2, role="node")
+    assert len(nodes) == 120
+    cidrs = sorted(tag(n, res.POD_CIDR_TAG) or "" for n in nodes)
+    assert cidrs == sorted(f"10.244.{i}.0/24" for i in range(1, 121))
+    table = ec2.describe_route_tables(Filters=owned())["RouteTables"][0]
+    assert len([r for r in table["Routes"] if "InstanceId" in r]) == 120

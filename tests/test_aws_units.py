@@ -10,7 +10,7 @@ import random
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from aws import calls, console
+from aws import calls, console, nodes
 from aws import resources as res
 from cluster.config import build_config
 from cluster.errors import CloudError, ConfigError, PrereqError
@@ -238,3 +238,16 @@ def test_host_key_from_the_console(text: str, key: str | None) -> None:
     assert console.ed25519_host_key(text) == key
     encoded = base64.b64encode(text.encode()).decode()
     assert console.ed25519_host_key(console.decode_output(encoded)) == key
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ("Invalid IAM Instance Profile name. Launching EC2 instance failed.", True),
+        ("We currently do not have sufficient t3.medium capacity in the Availability Zone", True),
+        ("You have requested more vCPU capacity than your current vCPU limit of 32 allows", False),
+        ("The image id '[ami-0abc1234]' does not exist. Launching EC2 instance failed.", False),
+    ],
+)
+def test_which_group_launch_failures_are_waited_out(message: str, transient: bool) -> None:
+    assert nodes.is_transient(message) is transient
