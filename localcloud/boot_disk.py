@@ -80,6 +80,9 @@ RESOLV_CONF = "# localcloud: the cloud network is closed, there is no resolver f
 SSHD_CONFIG = """# localcloud: the guest agent writes the ssh-keys metadata to the second file.
 AuthorizedKeysFile .ssh/authorized_keys /var/lib/localcloud-guest/keys/%u
 HostKey /etc/ssh/ssh_host_ed25519_key
+# Keys only, no PAM: a login must not wait on logind and dbus, which a busy machine may not
+# have up yet (pam_systemd then stalls every session for its 25 s dbus timeout).
+UsePAM no
 """
 JOURNALD_CONFIG = """# localcloud: /dev/kmsg reads nothing here; keep the journal small.
 [Journal]
