@@ -512,3 +512,21 @@ def test_more_nodes_than_a_describe_page(aws: Aws) -> None:
     assert cidrs == sorted(f"10.244.{i}.0/24" for i in range(1, 121))
     table = ec2.describe_route_tables(Filters=owned())["RouteTables"][0]
     assert len([r for r in table["Routes"] if "InstanceId" in r]) == 120
+
+
+def test_addresses_and_host_keys_as_kube_push_reads_them(aws: Aws) -> None:
+    provider = aws.up().provider
+    assert isinstance(provider, AwsProvider)
+    ec2 = aws.client("ec2")
+    nodes = {tag(n, "Name"): n for n in instances(ec2, role="node")}
+    found = provider.node_addresses()
+    assert sorted(found) == ["kubernetes-minion-1", "kubernetes-minion-2", "kubernetes-minion-3"]
+    for name, address in found.items():
+        node = nodes[name]
+        assert address == node.get("PublicIpAddress", node["PrivateIpAddress"])
+    # moto's console is a canned kernel log: no cloud-init host key block, so no key yet.
+    (master,) = instances(ec2, role="master")
+    assert provider.host_key("kubernetes-master") is None
+    assert provider.host_key("no-such-vm") is None
+    hint = provider.serial_log_hint("kubernetes-master")
+    assert f"--instance-id {master['InstanceId']} --region us-west-2" in hint
