@@ -143,7 +143,7 @@ def on_vms(names: tuple[str, ...], command: str) -> dict[str, tuple[int, str]]:
         address = master if name == config.master_name else addresses[name]
         with connect(ssh_target(provider, cluster_secrets, name, address)) as session:
             result = session.run(command, timeout=60)
-        out[name] = (result.exit_status, result.stdout)
+        out[name] = (result.exit_status, result.stdout.strip())
     return out
 
 
