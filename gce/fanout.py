@@ -1,10 +1,10 @@
 """Create or delete many resources of one kind at once, within a small API-call budget.
 
 Waiting on each operation would cost at least one call per resource on top of its insert or
-delete. So every request is sent (a few at a time, in threads), then the resources are *listed*
-until the wanted state shows — one call per 500 resources per round. Only a resource that stays
-in the wrong state has its own operation waited on, which is where GCE reports why it failed
-(quota, ...).
+delete. So every request is sent (a few at a time, in threads), and then the *operations list*
+is read, filtered to what is still running, until none of ours is; one more filtered list finds
+those of ours that failed (GCE keeps the cause there: quota, ...). A last listing of the
+resources confirms the outcome. Each round costs a call per 500 results, not one per resource.
 """
 
 from __future__ import annotations
@@ -14,51 +14,67 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cluster.errors import ClusterTimeout
+from google.api_core import exceptions as gexc
+
+from cluster.errors import CloudError, ClusterTimeout
+from gce.calls import cloud_error
 
 REQUEST_THREADS = 16
-STALL_ROUNDS = 3
+OperationLister = Callable[[str], Iterable[Any]]
+
+
+def _failure(operation: Any, name: str) -> CloudError:
+    errors = [{"reason": e.code, "message": e.message} for e in operation.error.errors]
+    exc = gexc.from_http_status(
+        operation.http_error_status_code or 500,
+        operation.http_error_message or (errors[0]["message"] if errors else "operation failed"),
+        errors=errors,
+    )
+    return cloud_error(exc, name)
 
 
 def settle(
     names: Iterable[str],
     send: Callable[[str], Any],
+    list_operations: OperationLister,
     list_present: Callable[[], set[str]],
-    wait_failed: Callable[[str, Any], None],
     *,
     present: bool,
     what: str,
     poll_s: float = 1.0,
     timeout_s: float = 900.0,
 ) -> None:
-    """Send one request per name, then list until every name is present (or absent).
-
-    ``send(name)`` makes one request and returns its operation; ``list_present()`` returns the
-    names that exist now; ``wait_failed(name, operation)`` waits for one operation and raises
-    its error (called only for stragglers).
-    """
+    """Send one request per name, wait for the operations, then check every name is present
+    (or absent). ``send(name)`` returns the operation (or None when there was nothing to do);
+    ``list_operations(filter)`` lists the operations of the scope the requests went to."""
     wanted = sorted(set(names))
     if not wanted:
         return
     with ThreadPoolExecutor(max_workers=REQUEST_THREADS) as pool:
-        operations = dict(zip(wanted, pool.map(send, wanted), strict=True))
+        sent = dict(zip(wanted, pool.map(send, wanted), strict=True))
+    ours = {op.name: name for name, op in sent.items() if op is not None}
     deadline = time.monotonic() + timeout_s
-    stalled, last_pending = 0, len(wanted) + 1
-    while True:
-        now_present = list_present()
-        pending = [name for name in wanted if (name in now_present) != present]
-        if not pending:
-            return
-        stalled = stalled + 1 if len(pending) >= last_pending else 0
-        last_pending = len(pending)
-        if stalled >= STALL_ROUNDS:
-            for name in pending:
-                wait_failed(name, operations[name])
-            stalled = 0
+    while ours:
+        running = [op.name for op in list_operations("status != DONE") if op.name in ours]
+        if not running:
+            break
         if time.monotonic() > deadline:
-            state = "still missing" if present else "still there"
             raise ClusterTimeout(
-                f"{len(pending)} {what} (e.g. {pending[0]}) {state} after {timeout_s:g}s",
+                f"{len(running)} {what} operations still running after {timeout_s:g}s",
                 fix="run the command again: it acts only on what is left",
             )
         time.sleep(poll_s)
+    # Failed operations are few: listing them all and keeping ours is cheap.
+    for op in list_operations("error:*"):
+        if op.name in ours:
+            failure = _failure(op, f"{what.rstrip('s')} {ours[op.name]}")
+            if not (present and "alreadyExists" in failure.message):
+                raise failure
+    now_present = list_present()
+    wrong = [name for name in wanted if (name in now_present) != present]
+    if wrong:
+        state = "missing" if present else "still there"
+        raise CloudError(
+            f"{len(wrong)} {what} {state} after their operations ended (e.g. {wrong[0]})",
+            fix="run the command again: it acts only on what is left",
+        )

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import google.auth
-from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from cluster.config import ClusterConfig
@@ -270,8 +269,8 @@ class GceProvider(Provider):
         settle(
             missing,
             insert,
+            self.zone_operations,
             lambda: {i.name for i in self.instances()},
-            self.raise_if_failed,
             present=True,
             what="node instances",
             poll_s=config.poll_interval,
@@ -303,22 +302,28 @@ class GceProvider(Provider):
         settle(
             missing,
             insert,
+            self.global_operations,
             lambda: {r.name for r in self.routes()},
-            self.raise_if_failed,
             present=True,
             what="pod routes",
             poll_s=self.config.poll_interval,
         )
 
-    @staticmethod
-    def raise_if_failed(name: str, operation: Any) -> None:
-        """Wait for one operation; raise its error unless it only found the work done."""
-        try:
-            operation.result(timeout=calls.OPERATION_TIMEOUT_S)
-        except (gexc.Conflict, gexc.NotFound):
-            return
-        except gexc.GoogleAPICallError as exc:
-            raise calls.cloud_error(exc, name) from None
+    def zone_operations(self, filter_: str) -> list[compute_v1.Operation]:
+        request = compute_v1.ListZoneOperationsRequest(
+            project=self.project, zone=self.zone, filter=filter_, max_results=PAGE
+        )
+        return list(
+            calls.call(lambda: self.clients.zone_operations.list(request=request), "operations")
+        )
+
+    def global_operations(self, filter_: str) -> list[compute_v1.Operation]:
+        request = compute_v1.ListGlobalOperationsRequest(
+            project=self.project, filter=filter_, max_results=PAGE
+        )
+        return list(
+            calls.call(lambda: self.clients.global_operations.list(request=request), "operations")
+        )
 
     def host_key(self, instance: str) -> str | None:
         request = compute_v1.GetGuestAttributesInstanceRequest(

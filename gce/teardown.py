@@ -147,6 +147,10 @@ def _present(provider: GceProvider, kind: str) -> Callable[[], set[str]]:
     return lambda: {r.name for r in provider.routes()}
 
 
+def _operations(provider: GceProvider, kind: str) -> Callable[[str], list[Any]]:
+    return provider.zone_operations if kind == "instance" else provider.global_operations
+
+
 def delete_owned(provider: GceProvider, found: list[OwnedResource]) -> None:
     by_kind: dict[str, list[str]] = defaultdict(list)
     for item in found:
@@ -177,8 +181,8 @@ def _delete_bulk(provider: GceProvider, kind: str, names: list[str]) -> None:
     settle(
         names,
         request,
+        _operations(provider, kind),
         _present(provider, kind),
-        lambda name, op: provider.raise_if_failed(name, op) if op is not None else None,
         present=False,
         what=f"{kind}s",
         poll_s=1.0,

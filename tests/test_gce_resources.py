@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from types import SimpleNamespace
 
 import pytest
 
 from cluster.config import build_config
+from cluster.errors import CloudError
 from gce import resources
 from gce.fanout import settle
 
@@ -94,29 +96,48 @@ def test_master_has_its_persistent_disk_under_a_stable_device_name(config):
     assert body["networkInterfaces"][0]["accessConfigs"][0]["natIP"] == "10.240.0.3"
 
 
-def test_settle_asks_each_operation_only_for_stragglers():
-    created: set[str] = set()
-    waited: list[str] = []
+def _op(name: str, error_code: str = "") -> SimpleNamespace:
+    errors = [SimpleNamespace(code=error_code, message=f"{error_code} here")] if error_code else []
+    return SimpleNamespace(
+        name=name,
+        error=SimpleNamespace(errors=errors),
+        http_error_status_code=403 if error_code else 0,
+        http_error_message=f"{error_code} here" if error_code else "",
+    )
 
-    def send(name: str) -> str:
+
+def test_settle_reads_operation_lists_not_each_operation():
+    created: set[str] = set()
+    listed: list[str] = []
+    rounds = iter([["op-a", "op-stuck"], ["op-stuck"], []])
+
+    def send(name: str) -> SimpleNamespace:
         if name != "stuck":
             created.add(name)
-        return f"op-{name}"
+        return _op(f"op-{name}")
 
-    def wait_failed(name: str, op: str) -> None:
-        waited.append(op)
-        raise RuntimeError(f"{name} failed")
+    def operations(filter_: str) -> list[SimpleNamespace]:
+        listed.append(filter_)
+        if filter_ == "status != DONE":
+            return [_op(n) for n in next(rounds)] + [_op("someone-elses")]
+        return [_op("op-stuck", "QUOTA_EXCEEDED"), _op("old-failure", "QUOTA_EXCEEDED")]
 
-    with pytest.raises(RuntimeError, match="stuck failed"):
+    with pytest.raises(CloudError, match=r"thing stuck: QUOTA_EXCEEDED") as err:
         settle(
             ["a", "b", "stuck"],
             send,
+            operations,
             lambda: set(created),
-            wait_failed,
             present=True,
             what="things",
             poll_s=0,
         )
-    assert waited == ["op-stuck"]
-    settle(["a", "b"], send, lambda: set(created), wait_failed, present=True, what="x", poll_s=0)
-    assert waited == ["op-stuck"]
+    assert "\n" not in str(err.value)
+    assert listed == ["status != DONE"] * 3 + ["error:*"]
+
+
+def test_settle_checks_the_outcome_on_the_resources():
+    ops = {"a": _op("op-a")}
+    with pytest.raises(CloudError, match="1 things missing"):
+        settle(["a"], ops.get, lambda f: [], lambda: set(), present=True, what="things", poll_s=0)
+    settle(["a"], ops.get, lambda f: [], lambda: set(), present=False, what="things", poll_s=0)
