@@ -9,7 +9,7 @@ exceptions, so one mapping serves both.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
@@ -26,7 +26,6 @@ RETRYABLE = (
     gexc.GatewayTimeout,
 )
 API_BACKOFF = Backoff(initial=0.5, maximum=10.0, deadline=120.0)
-OPERATION_TIMEOUT_S = 600.0
 
 _QUOTA_FIX = (
     "raise the quota in the cloud console, or ask for fewer or smaller VMs (NUM_NODES, NODE_SIZE)"
@@ -72,14 +71,23 @@ def _run(fn: Callable[[], T], resource: str, tolerated: type[Exception] | None) 
         raise cloud_error(exc, resource) from None
 
 
-def _and_wait(fn: Callable[[], object]) -> Callable[[], None]:
+Waiter = Callable[[Any], None]
+
+
+def _and_wait(fn: Callable[[], object], wait: Waiter) -> Callable[[], None]:
     def run() -> None:
-        operation = fn()
-        result = getattr(operation, "result", None)
-        if result is not None:
-            result(timeout=OPERATION_TIMEOUT_S)
+        wait(fn())
 
     return run
+
+
+def operation_exception(operation: Any) -> gexc.GoogleAPICallError | None:
+    """The HTTP-shaped error a finished operation ended with, or None if it succeeded."""
+    errors = [{"reason": e.code, "message": e.message} for e in operation.error.errors]
+    if not errors and not operation.http_error_status_code:
+        return None
+    message = operation.http_error_message or (errors[0]["message"] if errors else "failed")
+    return gexc.from_http_status(operation.http_error_status_code or 500, message, errors=errors)
 
 
 def call(fn: Callable[[], T], resource: str) -> T:
@@ -92,11 +100,11 @@ def find(fn: Callable[[], T], resource: str) -> T | None:
     return _run(fn, resource, gexc.NotFound)
 
 
-def create(fn: Callable[[], object], resource: str) -> None:
+def create(fn: Callable[[], object], resource: str, wait: Waiter) -> None:
     """Insert a resource and wait for its operation; one that already exists is adopted."""
-    _run(_and_wait(fn), resource, gexc.Conflict)
+    _run(_and_wait(fn, wait), resource, gexc.Conflict)
 
 
-def delete(fn: Callable[[], object], resource: str) -> None:
+def delete(fn: Callable[[], object], resource: str, wait: Waiter) -> None:
     """Delete a resource and wait; one already gone is fine (kube-down is idempotent)."""
-    _run(_and_wait(fn), resource, gexc.NotFound)
+    _run(_and_wait(fn, wait), resource, gexc.NotFound)

@@ -17,20 +17,10 @@ from typing import Any
 from google.api_core import exceptions as gexc
 
 from cluster.errors import CloudError, ClusterTimeout
-from gce.calls import cloud_error
+from gce.calls import cloud_error, operation_exception
 
 REQUEST_THREADS = 16
 OperationLister = Callable[[str], Iterable[Any]]
-
-
-def _failure(operation: Any, name: str) -> CloudError:
-    errors = [{"reason": e.code, "message": e.message} for e in operation.error.errors]
-    exc = gexc.from_http_status(
-        operation.http_error_status_code or 500,
-        operation.http_error_message or (errors[0]["message"] if errors else "operation failed"),
-        errors=errors,
-    )
-    return cloud_error(exc, name)
 
 
 def settle(
@@ -66,10 +56,9 @@ def settle(
         time.sleep(poll_s)
     # Failed operations are few: listing them all and keeping ours is cheap.
     for op in list_operations("error:*"):
-        if op.name in ours:
-            failure = _failure(op, f"{what.rstrip('s')} {ours[op.name]}")
-            if not (present and "alreadyExists" in failure.message):
-                raise failure
+        exc = operation_exception(op) if op.name in ours else None
+        if exc is not None and not (present and isinstance(exc, gexc.Conflict)):
+            raise cloud_error(exc, f"{what.rstrip('s')} {ours[op.name]}")
     now_present = list_present()
     wrong = [name for name in wanted if (name in now_present) != present]
     if wrong:

@@ -7,7 +7,8 @@ is born with its own ``pod-cidr`` attribute, and a route sends that range to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import google.auth
 from google.cloud import compute_v1
 
 from cluster.config import ClusterConfig
-from cluster.errors import CloudError, PrereqError
+from cluster.errors import CloudError, ClusterTimeout, PrereqError
 from cluster.kube_env import Artifact
 from cluster.progress import Progress
 from cluster.provider import MasterAddresses, OwnedResource, Provider, VmMetadata
@@ -28,6 +29,7 @@ from gce.resources import CLUSTER_LABEL, Names, api
 from gce.staging import stage_release
 
 DELETE_THREADS = 16
+OPERATION_TIMEOUT_S = 600.0
 PAGE = 500
 
 
@@ -121,7 +123,7 @@ class GceProvider(Provider):
         )
         if network is None:
             self.progress.detail(f"creating network {config.network}")
-            calls.create(
+            self.create(
                 lambda: networks.insert(
                     project=project,
                     network_resource=api(compute_v1.Network, resources.network_body(config)),
@@ -135,7 +137,7 @@ class GceProvider(Provider):
         )
         if subnet is None:
             self.progress.detail(f"creating subnetwork {subnet_name}")
-            calls.create(
+            self.create(
                 lambda: subnets.insert(
                     project=project,
                     region=self.region,
@@ -145,16 +147,19 @@ class GceProvider(Provider):
                 ),
                 f"subnetwork {subnet_name}",
             )
-        for body in resources.firewall_bodies(config):
+
+        def ensure_firewall(body: dict[str, Any]) -> None:
             name = body["name"]
-            if calls.find(lambda n=name: firewalls.get(project=project, firewall=n), name) is None:
+            if calls.find(lambda: firewalls.get(project=project, firewall=name), name) is None:
                 self.progress.detail(f"creating firewall rule {name}")
-                calls.create(
-                    lambda b=body: firewalls.insert(
-                        project=project, firewall_resource=api(compute_v1.Firewall, b)
+                self.create(
+                    lambda: firewalls.insert(
+                        project=project, firewall_resource=api(compute_v1.Firewall, body)
                     ),
                     f"firewall {name}",
                 )
+
+        self.parallel([lambda b=b: ensure_firewall(b) for b in resources.firewall_bodies(config)])
 
     def _ensure_address(self, body: dict[str, Any]) -> str:
         addresses, project, name = self.clients.addresses, self.project, body["name"]
@@ -165,7 +170,7 @@ class GceProvider(Provider):
         found = calls.find(get, f"address {name}")
         if found is None:
             self.progress.detail(f"reserving address {name}")
-            calls.create(
+            self.create(
                 lambda: addresses.insert(
                     project=project,
                     region=self.region,
@@ -177,15 +182,30 @@ class GceProvider(Provider):
         return found.address
 
     def ensure_master_addresses(self) -> MasterAddresses:
-        internal = self._ensure_address(resources.master_internal_address_body(self.config))
-        external = self._ensure_address(resources.master_address_body(self.config))
-        return MasterAddresses(internal_ip=internal, external_ip=external)
+        found: dict[str, str] = {}
+        bodies = {
+            "internal": resources.master_internal_address_body(self.config),
+            "external": resources.master_address_body(self.config),
+        }
+        self.parallel(
+            [
+                lambda k=k, b=b: found.__setitem__(k, self._ensure_address(b))
+                for k, b in bodies.items()
+            ]
+        )
+        return MasterAddresses(internal_ip=found["internal"], external_ip=found["external"])
 
     def stage(self, release_dir: Path, manifest: ReleaseManifest) -> Mapping[str, Artifact]:
         bucket = self.config.staging_bucket(self.project)
         client = self.clients.storage(self.project)
         return stage_release(
-            client, bucket, release_dir, manifest, self.config.cluster_name, self.progress
+            client,
+            bucket,
+            release_dir,
+            manifest,
+            self.config.cluster_name,
+            self.progress,
+            derived_name=not self.config.staging_bucket_setting,
         )
 
     def ensure_master(self, metadata: VmMetadata, addresses: MasterAddresses) -> None:
@@ -194,7 +214,7 @@ class GceProvider(Provider):
         disk = self.names.master_disk
         if calls.find(lambda: disks.get(project=project, zone=zone, disk=disk), disk) is None:
             self.progress.detail(f"creating persistent disk {disk}")
-            calls.create(
+            self.create(
                 lambda: disks.insert(
                     project=project,
                     zone=zone,
@@ -212,7 +232,7 @@ class GceProvider(Provider):
             internal_ip=addresses.internal_ip,
         )
         self.progress.detail(f"creating instance {name}")
-        calls.create(
+        self.create(
             lambda: instances.insert(
                 project=project, zone=zone, instance_resource=api(compute_v1.Instance, body)
             ),
@@ -225,7 +245,7 @@ class GceProvider(Provider):
         name = body["name"]
         if calls.find(lambda: templates.get(project=project, instance_template=name), name) is None:
             self.progress.detail(f"creating instance template {name}")
-            calls.create(
+            self.create(
                 lambda: templates.insert(
                     project=project,
                     instance_template_resource=api(compute_v1.InstanceTemplate, body),
@@ -309,6 +329,37 @@ class GceProvider(Provider):
             poll_s=self.config.poll_interval,
         )
 
+    def create(self, fn: Callable[[], object], resource: str) -> None:
+        calls.create(fn, resource, self.wait_operation)
+
+    def delete_one(self, fn: Callable[[], object], resource: str) -> None:
+        calls.delete(fn, resource, self.wait_operation)
+
+    def wait_operation(self, operation: Any) -> None:
+        """Wait with the API's own ``wait`` (it answers as soon as the operation is done, or
+        after a while server-side): one call per operation instead of a polling loop."""
+        name, zone, region = operation.name, operation.zone, operation.region
+        project, clients = self.project, self.clients
+        deadline = time.monotonic() + OPERATION_TIMEOUT_S
+        while True:
+            if zone:
+                done = clients.zone_operations.wait(
+                    project=project, zone=zone.rsplit("/", 1)[-1], operation=name
+                )
+            elif region:
+                done = clients.region_operations.wait(
+                    project=project, region=region.rsplit("/", 1)[-1], operation=name
+                )
+            else:
+                done = clients.global_operations.wait(project=project, operation=name)
+            if done.status == compute_v1.Operation.Status.DONE:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterTimeout(f"operation {name} not done after {OPERATION_TIMEOUT_S:g}s")
+        failure = calls.operation_exception(done)
+        if failure is not None:
+            raise failure
+
     def zone_operations(self, filter_: str) -> list[compute_v1.Operation]:
         request = compute_v1.ListZoneOperationsRequest(
             project=self.project, zone=self.zone, filter=filter_, max_results=PAGE
@@ -373,7 +424,7 @@ class GceProvider(Provider):
                 "fingerprint": instance.metadata.fingerprint,
                 "items": [{"key": k, "value": v} for k, v in sorted(items.items())],
             }
-            calls.create(
+            self.create(
                 lambda n=instance.name, b=body: instances.set_metadata(
                     project=project,
                     zone=zone,

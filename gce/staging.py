@@ -31,12 +31,24 @@ def bucket_owner(bucket: storage.Bucket) -> str | None:
     return marker.download_as_text().strip() if marker is not None else None
 
 
+def owns(bucket: storage.Bucket, cluster: str, *, derived_name: bool) -> bool:
+    """Whether ``bucket`` is ``cluster``'s. Its owner marker says so; without one (kube-up was
+    killed between creating the bucket and writing the marker, or kube-down between deleting
+    the marker and the bucket) its label does where the store keeps labels (GCS does, emulators
+    may not), and so does its name when it is the one kube-up derives for this cluster (not a
+    STAGING_BUCKET the user chose, which may hold anything)."""
+    owner = bucket_owner(bucket)
+    if owner is not None:
+        return owner == cluster
+    return derived_name or (bucket.labels or {}).get(CLUSTER_LABEL) == cluster
+
+
 def download_base() -> str:
     """Where VMs fetch objects: the emulator's address when one is in use, else GCS."""
     return os.environ.get("STORAGE_EMULATOR_HOST", "").rstrip("/") or PUBLIC_BASE
 
 
-def _bucket(client: storage.Client, name: str, cluster: str) -> storage.Bucket:
+def _bucket(client: storage.Client, name: str, cluster: str, derived_name: bool) -> storage.Bucket:
     try:
         bucket = client.lookup_bucket(name)
         if bucket is None:
@@ -44,6 +56,8 @@ def _bucket(client: storage.Client, name: str, cluster: str) -> storage.Bucket:
             bucket.labels = {CLUSTER_LABEL: cluster}
             bucket = client.create_bucket(bucket)
             bucket.blob(OWNER_OBJECT).upload_from_string(cluster)
+        elif bucket_owner(bucket) is None and owns(bucket, cluster, derived_name=derived_name):
+            bucket.blob(OWNER_OBJECT).upload_from_string(cluster)  # a creation cut short
     except gexc.Conflict:
         raise CloudError(
             "bucket name is taken by another project",
@@ -62,8 +76,11 @@ def stage_release(
     manifest: ReleaseManifest,
     cluster: str,
     progress: Progress,
+    *,
+    derived_name: bool = False,
 ) -> Mapping[str, Artifact]:
-    bucket = _bucket(client, bucket_name, cluster)
+    """Upload what is missing; ``derived_name``: the bucket name is kube-up's own (see owns)."""
+    bucket = _bucket(client, bucket_name, cluster, derived_name)
     staged: dict[str, Artifact] = {}
     for key, artifact in sorted(manifest.artifacts.items()):
         object_name = f"{manifest.kube_version}/{artifact.file}"

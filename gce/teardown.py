@@ -19,7 +19,7 @@ from cluster.errors import CloudError
 from cluster.provider import OwnedResource
 from gce import calls, resources
 from gce.fanout import settle
-from gce.staging import bucket_owner
+from gce.staging import OWNER_OBJECT, owns
 
 if TYPE_CHECKING:
     from gce.provider import GceProvider
@@ -100,10 +100,13 @@ def _owned_bucket(provider: GceProvider) -> str | None:
     name = provider.config.staging_bucket(provider.project)
     try:
         bucket = provider.clients.storage(provider.project).lookup_bucket(name)
-        owner = bucket_owner(bucket) if bucket is not None else None
+        derived = not provider.config.staging_bucket_setting
+        mine = bucket is not None and owns(
+            bucket, provider.config.cluster_name, derived_name=derived
+        )
     except gexc.GoogleAPICallError as exc:
         raise CloudError(str(exc.message), resource=f"bucket {name}") from None
-    return name if owner == provider.config.cluster_name else None
+    return name if mine else None
 
 
 def _deleter(provider: GceProvider, kind: str) -> Callable[[str], Any]:
@@ -131,7 +134,8 @@ def _deleter(provider: GceProvider, kind: str) -> Callable[[str], Any]:
 def _delete_bucket(provider: GceProvider, name: str) -> None:
     bucket = provider.clients.storage(provider.project).bucket(name)
     try:
-        for blob in list(bucket.list_blobs()):
+        # The owner marker last: a kube-down cut short still finds the bucket next time.
+        for blob in sorted(bucket.list_blobs(), key=lambda b: b.name == OWNER_OBJECT):
             blob.delete()
         bucket.delete()
     except gexc.NotFound:
@@ -168,7 +172,7 @@ def delete_owned(provider: GceProvider, found: list[OwnedResource]) -> None:
                 work.append(lambda k=kind, ns=names: _delete_bulk(provider, k, ns))
             else:
                 send = _deleter(provider, kind)
-                work += [lambda n=n, s=send: calls.delete(lambda: s(n), n) for n in names]
+                work += [lambda n=n, s=send: provider.delete_one(lambda: s(n), n) for n in names]
         provider.parallel(work)
 
 
