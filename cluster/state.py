@@ -211,7 +211,10 @@ class ClusterState:
         """The pair ``name`` from disk: None if both files are absent; a half pair or a
         corrupt one is an error (for a CA, replacing it would orphan the running cluster)."""
         cert_path, key_path = self.pki_dir / f"{name}.crt", self.pki_dir / f"{name}.key"
-        if not cert_path.exists() and not key_path.exists():
+        if not cert_path.exists():
+            # No pair, or a key alone: _save_pair writes the key first, so a key without its
+            # certificate is a save cut short (kube-up killed); nothing can trust a
+            # certificate that was never written, so a new pair replaces it.
             return None
         try:
             pair = pki.CertKey(cert_path.read_bytes(), key_path.read_bytes())
