@@ -239,9 +239,9 @@ class GceProvider(Provider):
             f"instance {name}",
         )
 
-    def _ensure_template(self, metadata: VmMetadata) -> str:
+    def _ensure_template(self, items: dict[str, str]) -> str:
         templates, project = self.clients.instance_templates, self.project
-        body = resources.node_template_body(self.config, self._metadata_items(metadata, "node"))
+        body = resources.node_template_body(self.config, items)
         name = body["name"]
         if calls.find(lambda: templates.get(project=project, instance_template=name), name) is None:
             self.progress.detail(f"creating instance template {name}")
@@ -254,47 +254,43 @@ class GceProvider(Provider):
             )
         return f"projects/{project}/global/instanceTemplates/{name}"
 
-    def ensure_nodes(self, metadata: VmMetadata) -> None:
-        config, project, zone = self.config, self.project, self.zone
-        instances = self.clients.instances
-        template = self._ensure_template(metadata)
-        items = self._metadata_items(metadata, "node")
-        cidrs = {
+    def _pod_cidrs(self) -> dict[str, str]:
+        config = self.config
+        return {
             config.node_name(i): str(config.pod_cidr_for(i)) for i in range(1, config.num_nodes + 1)
         }
-        existing = {i.name for i in self.instances()}
 
-        def insert(name: str) -> Any:
-            body = {
-                "name": name,
-                "labels": resources.labels(config, "node"),
-                "metadata": {
-                    "items": [
-                        {"key": k, "value": v}
-                        for k, v in sorted({**items, "pod-cidr": cidrs[name]}.items())
-                    ]
-                },
-            }
-            request = compute_v1.InsertInstanceRequest(
-                project=project,
-                zone=zone,
-                instance_resource=api(compute_v1.Instance, body),
-                source_instance_template=template,
-            )
-            return calls.call(lambda: instances.insert(request=request), f"instance {name}")
+    def _node_items(self, metadata: VmMetadata) -> dict[str, str]:
+        """One template for all nodes names each node's pod CIDR, so they are made in one call."""
+        cidrs = self._pod_cidrs()
+        return {
+            **self._metadata_items(metadata, "node"),
+            "pod-cidrs": "".join(f"{node} {cidr}\n" for node, cidr in cidrs.items()),
+        }
 
-        missing = [n for n in cidrs if n not in existing]
+    def ensure_nodes(self, metadata: VmMetadata) -> None:
+        project, zone = self.project, self.zone
+        cidrs = self._pod_cidrs()
+        template = self._ensure_template(self._node_items(metadata))
+        missing = sorted(set(cidrs) - {i.name for i in self.instances()})
         if missing:
             self.progress.detail(f"creating {len(missing)} node instances from {template}")
-        settle(
-            missing,
-            insert,
-            self.zone_operations,
-            lambda: {i.name for i in self.instances()},
-            present=True,
-            what="node instances",
-            poll_s=config.poll_interval,
-        )
+            request = compute_v1.BulkInsertInstanceRequest(
+                project=project,
+                zone=zone,
+                bulk_insert_instance_resource_resource=api(
+                    compute_v1.BulkInsertInstanceResource,
+                    {
+                        "count": str(len(missing)),
+                        "sourceInstanceTemplate": template,
+                        "perInstanceProperties": {name: {} for name in missing},
+                    },
+                ),
+            )
+            self.create(
+                lambda: self.clients.instances.bulk_insert(request=request),
+                f"{len(missing)} node instances",
+            )
         self._ensure_routes(cidrs)
 
     def routes(self) -> list[compute_v1.Route]:
@@ -412,11 +408,12 @@ class GceProvider(Provider):
 
     def update_metadata(self, master: VmMetadata, node: VmMetadata) -> None:
         """kube-push: a new template for future nodes, new metadata on every existing VM."""
-        self._ensure_template(node)
+        node_items = self._node_items(node)
+        self._ensure_template(node_items)
         instances, project, zone = self.clients.instances, self.project, self.zone
         for instance in self.instances():
             role = instance.labels.get(resources.ROLE_LABEL, "node")
-            items = self._metadata_items(master if role == "master" else node, role)
+            items = dict(node_items) if role == "node" else self._metadata_items(master, role)
             old = {i.key: i.value for i in instance.metadata.items}
             if "pod-cidr" in old:
                 items["pod-cidr"] = old["pod-cidr"]

@@ -145,7 +145,8 @@ def test_kube_up_creates_the_whole_wired_resource_set(cloud):
         metadata = {i.key: i.value for i in node.metadata.items}
         assert "APISERVER_KEY" not in metadata["kube-env"]
         assert "KUBELET_CERT" in metadata["kube-env"]
-        cidrs[name] = metadata["pod-cidr"]
+        mapping = dict(line.split() for line in metadata["pod-cidrs"].splitlines())
+        cidrs[name] = mapping[name]
         assert node.can_ip_forward
     assert len(set(cidrs.values())) == NODES
     for route in c.routes.list(project=PROJECT):

@@ -306,6 +306,15 @@ def test_pod_cidr_wait_blocks_on_metadata_changes(cluster: Cluster) -> None:
     assert waits and all(r.headers.get("Metadata-Flavor") == "Google" for r in waits)
 
 
+def test_a_node_from_a_shared_template_finds_its_pod_cidr_in_the_map(cluster: Cluster) -> None:
+    cluster.standin.set_attribute("pod-cidrs", "node-1 10.244.1.0/24\nnode-2 10.244.2.0/24\n")
+    proc = cluster.call('wait-pod-cidr && echo "got ${POD_CIDR}"')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "got 10.244.2.0/24" in proc.stdout
+    cluster.standin.set_attribute("pod-cidr", "10.244.7.0/24")  # its own attribute wins
+    assert "got 10.244.7.0/24" in cluster.call('wait-pod-cidr && echo "got ${POD_CIDR}"').stdout
+
+
 def test_pod_cidr_wait_times_out_clearly(cluster: Cluster) -> None:
     proc = cluster.call("wait-pod-cidr", KUBE_POD_CIDR_TIMEOUT="1", KUBE_POD_CIDR_POLL="1")
     assert proc.returncode != 0

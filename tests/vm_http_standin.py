@@ -105,6 +105,8 @@ def _handler(state: StandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps(token).encode(), "application/json")
             elif path == "instance/network-interfaces/0/ip":
                 self._send(200, state.network_ip.encode())
+            elif path == "instance/name":
+                self._send(200, state.attributes.get("_name", "node-2").encode())
             else:
                 self._send(404, b"not found")
 

@@ -271,13 +271,22 @@ mount-master-pd() {
 
 # kube-up sets the pod-cidr attribute once the node's instance exists (nodes come from a
 # managed instance group with generated names); block on metadata changes until it is there.
+# Nodes created in bulk share one template, so kube-up lists every node's pod CIDR in its
+# pod-cidrs attribute, one "name cidr" per line; an instance's own pod-cidr attribute wins.
+pod-cidr-from-map() {
+  local name
+  name=$(metadata-get instance/name) || return 1
+  metadata-get instance/attributes/pod-cidrs |
+    awk -v name="${name}" '$1 == name { print $2; found = 1 } END { exit !found }'
+}
+
 wait-pod-cidr() {
   local deadline=$((SECONDS + KUBE_POD_CIDR_TIMEOUT)) cidr=""
   while true; do
     if metadata-source aws; then
       cidr=$(imds-tag kube-up-pod-cidr 2>/dev/null) || cidr=""
     else
-      cidr=$(metadata-get instance/attributes/pod-cidr 2>/dev/null) || cidr=""
+      cidr=$(metadata-get instance/attributes/pod-cidr 2>/dev/null) || cidr=$(pod-cidr-from-map) || cidr=""
     fi
     if [[ -n "${cidr}" ]]; then
       break
