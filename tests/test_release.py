@@ -6,12 +6,16 @@ builds them itself when run alone, which on a cold machine takes a long while.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,7 @@ from cluster.release.builder import (
     write_salt_tarball,
 )
 from cluster.release.cache import ReleaseCache
+from cluster.release.download import download_kube_binaries
 from cluster.release.salt_runtime import RUNTIME_NAME, SALT_REQUIREMENT
 from cluster.release.server_tarball import REQUIRED_BINARIES, SERVER_TARBALL, check_layout
 from cluster.release.tarball import sha256_file
@@ -237,3 +242,64 @@ def test_a_failed_build_is_one_line_and_leaves_no_output(tmp_path):
     assert "undefined: undefinedCall" in str(err.value)
     assert "\n" not in str(err.value)
     assert not dest.exists()
+
+
+@pytest.fixture
+def release_site(tmp_path):
+    """A local stand-in of the release download site, serving ``<version>/<file>``."""
+
+    root = tmp_path / "site"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _official_like_tarball(path: Path, version: str) -> bytes:
+    """An official-shaped server tarball (no etcd), its binaries tiny scripts."""
+    members = {
+        f"kubernetes/server/bin/{c}": b"#!/bin/sh\necho fake\n" for c in gobuild.KUBE_COMMANDS
+    }
+    members["kubernetes/version"] = f"{version}\n".encode()
+    _tarball(path, members)
+    return path.read_bytes()
+
+
+def test_a_download_that_does_not_match_its_sha512_is_refused(release_site, tmp_path, monkeypatch):
+    site, url = release_site
+    (site / "v1.34.4").mkdir()
+    tarball = site / "v1.34.4" / SERVER_TARBALL
+    data = _official_like_tarball(tarball, "v1.34.4")
+    (site / "v1.34.4" / f"{SERVER_TARBALL}.sha512").write_text(
+        hashlib.sha512(data + b"tampered").hexdigest()
+    )
+    monkeypatch.setenv("KUBE_RELEASE_BASE_URL", url)
+    with pytest.raises(KubeUpError, match="does not match its published sha512"):
+        download_kube_binaries("v1.34.4", tmp_path / "work")
+    assert not (tmp_path / "work" / SERVER_TARBALL).exists()
+
+
+def test_a_verified_download_yields_its_binaries(release_site, tmp_path, monkeypatch):
+    site, url = release_site
+    (site / "v1.34.4").mkdir()
+    data = _official_like_tarball(site / "v1.34.4" / SERVER_TARBALL, "v1.34.4")
+    (site / "v1.34.4" / f"{SERVER_TARBALL}.sha512").write_text(hashlib.sha512(data).hexdigest())
+    monkeypatch.setenv("KUBE_RELEASE_BASE_URL", url)
+    bin_dir = download_kube_binaries("v1.34.4", tmp_path / "work")
+    assert sorted(p.name for p in bin_dir.iterdir()) == sorted(gobuild.KUBE_COMMANDS)
+    assert all(os.access(p, os.X_OK) for p in bin_dir.iterdir())
+    assert not (tmp_path / "work" / SERVER_TARBALL).exists()
+
+
+def test_an_unreachable_site_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBE_RELEASE_BASE_URL", "http://127.0.0.1:9")
+    with pytest.raises(KubeUpError, match="leave --download out") as err:
+        download_kube_binaries("v1.34.4", tmp_path / "work")
+    assert "\n" not in str(err.value)
