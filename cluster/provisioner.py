@@ -16,7 +16,7 @@ from cluster.apiserver import ApiServer, validate, wait_until_answering
 from cluster.config import ClusterConfig
 from cluster.errors import CloudError, PrereqError
 from cluster.progress import Progress
-from cluster.provider import MasterAddresses, OwnedResource, Provider
+from cluster.provider import MasterAddresses, OwnedResource, Provider, VmMetadata
 from cluster.push import rerun_highstate, ssh_target
 from cluster.release.builder import MANIFEST, ReleaseManifest, default_output_dir
 from cluster.ssh import connect
@@ -76,16 +76,7 @@ class Provisioner:
             self.provider.ensure_network()
         with step("Reserving the master's addresses"):
             addresses = self.provider.ensure_master_addresses()
-            apiserver = self.state.ensure_apiserver_cert(
-                secrets.ca,
-                master_name=config.master_name,
-                master_ips=[addresses.internal_ip, addresses.external_ip],
-                service_ip=config.kubernetes_service_ip,
-            )
-        with step("Staging the release"):
-            staged = self.provider.stage(release_dir, manifest)
-        inputs = kube_env_inputs(config, manifest, staged, secrets, apiserver, addresses)
-        master_md, node_md = vm_metadata(inputs, secrets.ssh_public_key)
+        master_md, node_md = self._stage_and_render(release_dir, manifest, secrets, addresses)
         with step("Creating the master VM"):
             self.provider.ensure_master(master_md, addresses)
         with step(f"Creating {config.num_nodes} node VM(s) and their pod routes"):
@@ -115,6 +106,27 @@ class Provisioner:
         self.progress.info(
             f"kubeconfig context {config.cluster_name} in {path}; credentials in {auth}"
         )
+
+    def _stage_and_render(
+        self,
+        release_dir: Path,
+        manifest: ReleaseManifest,
+        secrets: ClusterSecrets,
+        addresses: MasterAddresses,
+    ) -> tuple[VmMetadata, VmMetadata]:
+        """Stage the release and render each role's metadata for the master's addresses (the
+        apiserver certificate is re-issued only when those changed)."""
+        config = self.config
+        apiserver = self.state.ensure_apiserver_cert(
+            secrets.ca,
+            master_name=config.master_name,
+            master_ips=[addresses.internal_ip, addresses.external_ip],
+            service_ip=config.kubernetes_service_ip,
+        )
+        with self.progress.step("Staging the release"):
+            staged = self.provider.stage(release_dir, manifest)
+        inputs = kube_env_inputs(config, manifest, staged, secrets, apiserver, addresses)
+        return vm_metadata(inputs, secrets.ssh_public_key)
 
     def _api(self, secrets: ClusterSecrets, addresses: MasterAddresses) -> ApiServer:
         return ApiServer(
@@ -166,16 +178,7 @@ class Provisioner:
             secrets = self.state.ensure_secrets()
             self.progress.add_secret(*secrets.secret_values())
             addresses = self.provider.ensure_master_addresses()
-            apiserver = self.state.ensure_apiserver_cert(
-                secrets.ca,
-                master_name=config.master_name,
-                master_ips=[addresses.internal_ip, addresses.external_ip],
-                service_ip=config.kubernetes_service_ip,
-            )
-        with step("Staging the release"):
-            staged = self.provider.stage(release_dir, manifest)
-        inputs = kube_env_inputs(config, manifest, staged, secrets, apiserver, addresses)
-        master_md, node_md = vm_metadata(inputs, secrets.ssh_public_key)
+        master_md, node_md = self._stage_and_render(release_dir, manifest, secrets, addresses)
         with step("Updating instance metadata and the node template"):
             self.provider.update_metadata(master_md, node_md)
         rerun_highstate(
