@@ -86,7 +86,9 @@ def operation_exception(operation: Any) -> gexc.GoogleAPICallError | None:
     errors = [{"reason": e.code, "message": e.message} for e in operation.error.errors]
     if not errors and not operation.http_error_status_code:
         return None
-    message = operation.http_error_message or (errors[0]["message"] if errors else "failed")
+    # GCE's httpErrorMessage is only the status text ("FORBIDDEN"); the error says which
+    # quota ran out, which field is invalid...
+    message = (errors[0]["message"] if errors else "") or operation.http_error_message or "failed"
     return gexc.from_http_status(operation.http_error_status_code or 500, message, errors=errors)
 
 
