@@ -12,22 +12,30 @@ import os
 import tempfile
 from pathlib import Path
 
+from cluster.errors import PrereqError
+
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
 
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make it 0700, tightening it if it already existed."""
-    path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o777 != PRIVATE_DIR:
-        path.chmod(PRIVATE_DIR)
+    try:
+        path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o777 != PRIVATE_DIR:
+            path.chmod(PRIVATE_DIR)
+    except OSError as exc:
+        raise unusable(path, exc) from None
     return path
 
 
 def write_private(path: Path, data: bytes | str) -> None:
     """Atomically replace ``path`` with ``data``, mode 0600 from creation."""
     payload = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise unusable(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), PRIVATE_FILE)
@@ -35,11 +43,22 @@ def write_private(path: Path, data: bytes | str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise unusable(path, exc) from None
         raise
-    _fsync_dir(path.parent)
+
+
+def unusable(path: Path, exc: OSError) -> PrereqError:
+    """A local file kube-up cannot write (full disk, a file where a directory should be...)."""
+    return PrereqError(
+        f"cannot write {path}: {exc.strerror or exc}",
+        fix="make room or fix its permissions there (or point KUBE_UP_STATE_DIR, KUBECONFIG "
+        "or KUBERNETES_AUTH_FILE elsewhere), then re-run",
+    )
 
 
 def _fsync_dir(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from cluster.errors import PrereqError
-from cluster.files import write_private
+from cluster.files import unusable, write_private
 from cluster.pki import CertKey
 
 SECTIONS = ("clusters", "users", "contexts")
@@ -127,5 +127,8 @@ def _put(config: dict[str, Any], section: str, name: str, key: str, body: dict[s
 
 def _save(path: Path, config: dict[str, Any]) -> None:
     if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise unusable(path.parent, exc) from None
     write_private(path, yaml.safe_dump(config, default_flow_style=False, sort_keys=False))

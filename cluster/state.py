@@ -32,7 +32,7 @@ from pathlib import Path
 
 from cluster import pki
 from cluster.errors import PrereqError
-from cluster.files import private_dir, write_private
+from cluster.files import private_dir, unusable, write_private
 
 STATE_DIR_ENV = "KUBE_UP_STATE_DIR"
 AUTH_FILE_ENV = "KUBERNETES_AUTH_FILE"
@@ -112,7 +112,10 @@ class ClusterState:
     def lock(self) -> Iterator[None]:
         """Serialise kube-up runs on the same cluster (an exclusive lock on ``.lock``)."""
         private_dir(self.path)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise unusable(self.path / ".lock", exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -286,7 +289,10 @@ def write_auth_file(
         "CertFile": str(pki_dir / "admin.crt"),
         "KeyFile": str(pki_dir / "admin.key"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unusable(path.parent, exc) from None
     write_private(path, json.dumps(content, indent=2) + "\n")
     return path
 
