@@ -19,6 +19,7 @@ from cluster.progress import Progress
 from cluster.provider import MasterAddresses, OwnedResource, Provider, VmMetadata
 from cluster.push import rerun_highstate, ssh_target
 from cluster.release.builder import MANIFEST, ReleaseManifest, default_output_dir
+from cluster.release.tarball import sha256_file
 from cluster.ssh import connect
 from cluster.state import ClusterSecrets, ClusterState, remove_auth_file, write_auth_file
 from cluster.vm_config import kube_env_inputs, vm_metadata
@@ -29,6 +30,8 @@ PROVIDERS = {
     "aws": "aws.provider:AwsProvider",
 }
 CREDENTIAL_FILES = ("ca.crt", "kubecfg.crt", "kubecfg.key")
+# Manifest keys the VMs' kube-env is made from.
+RELEASE_ARTIFACTS = ("server", "salt", "salt_runtime", "node_images")
 REMOTE_PKI_DIR = "/srv/kubernetes"
 HOST_KEY_TIMEOUT_S = 300.0
 
@@ -46,12 +49,40 @@ def make_provider(config: ClusterConfig, progress: Progress) -> Provider:
 
 
 def load_release(release_dir: Path | None = None) -> tuple[Path, ReleaseManifest]:
+    """The release and its manifest, every artifact checked against its recorded sha256: VMs
+    refuse an artifact whose hash is not the one in kube-env, so a corrupt local copy would
+    otherwise only show as a cluster that never comes up."""
     release_dir = release_dir or default_output_dir()
     if not (release_dir / MANIFEST).is_file():
         raise PrereqError(
             f"no release in {release_dir}", fix="run `make release` (or kube-release) first"
         )
-    return release_dir, ReleaseManifest.load(release_dir / MANIFEST)
+    rebuild = "run `make release` (or kube-release) again"
+    try:
+        manifest = ReleaseManifest.load(release_dir / MANIFEST)
+        artifacts = {key: (release_dir / a.file, a.sha256) for key, a in manifest.artifacts.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PrereqError(
+            f"release manifest {release_dir / MANIFEST} is unusable ({type(exc).__name__}: {exc})",
+            fix=rebuild,
+        ) from None
+    missing = sorted(set(RELEASE_ARTIFACTS) - set(artifacts))
+    if missing:
+        raise PrereqError(
+            f"release manifest {release_dir / MANIFEST} lists no {', '.join(missing)}", fix=rebuild
+        )
+    for path, recorded in artifacts.values():
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise PrereqError(f"release file {path}: {exc.strerror or exc}", fix=rebuild) from None
+        if digest != recorded:
+            raise PrereqError(
+                f"release file {path} has sha256 {digest}, {MANIFEST} records {recorded} "
+                "(corrupt, or changed after the build)",
+                fix=rebuild,
+            )
+    return release_dir, manifest
 
 
 @dataclass
