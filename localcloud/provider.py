@@ -37,13 +37,18 @@ class LocalProvider(GceProvider):
 
     def make_clients(self) -> GceClients:
         backend = os.environ.get(BACKEND_ENV, "machines")
-        self.started_daemon = running(localcloud_state_dir()) is None
         try:
+            self.started_daemon = running(localcloud_state_dir()) is None
             endpoints = ensure_running(localcloud_state_dir(), backend=backend)
         except DaemonError as err:
             raise PrereqError(
                 f"cannot start localcloud: {err}",
                 fix=f"see {localcloud_state_dir() / 'localcloud.log'}",
+            ) from None
+        except OSError as err:  # a file where the state dir should be, no room, no permission
+            raise PrereqError(
+                f"cannot use {STATE_DIR_ENV}={localcloud_state_dir()}: {err.strerror or err}",
+                fix=f"point {STATE_DIR_ENV} at a writable directory",
             ) from None
         os.environ[ENDPOINT_OVERRIDE_ENV] = f"{endpoints.compute}/compute/v1/"
         os.environ["STORAGE_EMULATOR_HOST"] = endpoints.storage
