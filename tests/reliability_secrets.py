@@ -1,9 +1,10 @@
 """Finding a cluster's secrets where they must not be: text, files, process arguments.
 
 A secret is found by a piece of it that only it contains, in each form it can travel in: a
-private key PEM is recognised by one of its body lines that no other key and no public file
-shares (the first lines of a key hold the same ASN.1 header for every key of a type), either as
-that line or as the same bytes inside base64 of the whole PEM (how kube-env carries keys). The
+private key PEM is recognised by one of its body lines that no other key, no fresh key of the
+same format and no public file shares (a key's first line can be the same for every key of its
+format), either as that line or as the same bytes inside base64 of the whole PEM (how kube-env
+carries keys). The
 admin password is recognised as itself and inside a basic-auth header.
 """
 
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from cluster.pki import new_private_key_pem, new_ssh_keypair
 
 # Keys the master needs (kube-env); the nodes need only the last two.
 MASTER_KEYS = frozenset(
@@ -50,15 +53,20 @@ def _b64_window(pem: bytes, line: bytes) -> str:
     return encoded[group * 4 : group * 4 + WINDOW]
 
 
+def _body(pem: bytes) -> list[str]:
+    return [line for line in pem.decode().splitlines() if not line.startswith("-----")]
+
+
 def cluster_secrets(state: Path) -> list[Secret]:
     """The secrets of the cluster whose state dir is ``state``."""
     keys = {p.name: p.read_bytes() for p in [*state.glob("pki/*.key"), state / "ssh/id_ed25519"]}
     public = "".join(
         p.read_text() for p in [*state.glob("pki/*.crt"), *state.glob("**/*.pub")] if p.is_file()
     )
-    lines = {name: [ln for ln in pem.decode().splitlines() if not ln.startswith("-----")]
-             for name, pem in keys.items()}  # fmt: skip
+    lines = {name: _body(pem) for name, pem in keys.items()}
     shared = Counter(ln for body in lines.values() for ln in set(body))
+    # Lines every key of a format has (an OpenSSH key's first line is the same for all).
+    shared.update(set(_body(new_private_key_pem())) | set(_body(new_ssh_keypair("x")[0])))
     found = []
     for name, pem in keys.items():
         unique = [ln for ln in lines[name] if shared[ln] == 1 and ln not in public and len(ln) > 20]
@@ -81,13 +89,14 @@ def found_in(text: str | bytes, secrets: Iterable[Secret]) -> set[str]:
     return {s.name for s in secrets if any(form in text for form in s.forms)}
 
 
-def readable_by_others(path: Path) -> bool:
-    """Whether a user other than the owner may read ``path`` (and get to it)."""
-    mode = path.stat().st_mode
-    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+def readable_by_others(path: Path, top: Path) -> bool:
+    """Whether a user other than the owner may read ``path`` and reach it from ``top``: the
+    directories above ``top`` do not count, so a file is judged by what kube-up (or the VM)
+    made, not by the private directory a test happens to run in."""
+    if not path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         return False
     parent = path.parent
-    while parent != parent.parent:
+    while parent != top and top in parent.parents:
         if not parent.stat().st_mode & (stat.S_IXGRP | stat.S_IXOTH):
             return False  # a private directory on the way: others cannot reach it
         parent = parent.parent
@@ -95,15 +104,17 @@ def readable_by_others(path: Path) -> bool:
 
 
 def leaks_in_files(roots: Iterable[Path], secrets: list[Secret]) -> dict[str, set[str]]:
-    """Files under ``roots`` that others may read and that hold a secret."""
+    """Files under each root (a tree, or a VM's root file system) that others may read and
+    that hold a secret. Files over 16 MB (binaries, images) are not read."""
     leaks = {}
     for root in roots:
-        for path in [root] if root.is_file() else root.rglob("*"):
+        for path in root.rglob("*"):
             try:
-                if not path.is_file() or path.is_symlink() or not readable_by_others(path):
+                if not path.is_file() or path.is_symlink() or path.stat().st_size > 16 << 20:
                     continue
-                with path.open("rb") as handle:
-                    names = found_in(handle.read(8 << 20), secrets)
+                if not readable_by_others(path, root):
+                    continue
+                names = found_in(path.read_bytes(), secrets)
             except OSError:
                 continue  # gone meanwhile, a socket...
             if names:
