@@ -97,12 +97,14 @@ class Provisioner:
     def up(self, *, wait: bool = True, release_dir: Path | None = None) -> None:
         step = self.progress.step
         config = self.config
-        with step("Checking prerequisites"):
+        # Local checks first: a bad release or an unusable state dir fails before any cloud call.
+        with step("Checking the release"):
             release_dir, manifest = load_release(release_dir)
-            self.provider.verify_prereqs()
         with step("Preparing the cluster's secrets"):
             secrets = self.state.ensure_secrets()
             self.progress.add_secret(*secrets.secret_values())
+        with step("Checking the cloud project and credentials"):
+            self.provider.verify_prereqs()
         with step("Creating the network and firewall rules"):
             self.provider.ensure_network()
         with step("Reserving the master's addresses"):
