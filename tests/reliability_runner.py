@@ -247,4 +247,8 @@ def _child(
     code = entry(argv)
     sys.stdout.flush()
     sys.stderr.flush()
-    sys.exit(code)
+    # The command has finished: leave at once. A child forked from a server whose libraries
+    # started threads must not run interpreter shutdown (joining threads and atexit handlers
+    # copied mid-flight by fork can wait forever); seen once as a finished kube-down whose
+    # child never exited.
+    os._exit(code)
