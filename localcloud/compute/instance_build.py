@@ -279,12 +279,12 @@ def _nic(cloud: Cloud, p: Plan, ref: Ref, nic: dict[str, Any], index: int) -> di
     return out
 
 
-def _reserved_internal(cloud: Cloud, p: Plan, ip: str, user: str) -> bool:
-    """A requested ``networkIP`` may be a reserved INTERNAL address of the region, as on GCE:
-    the instance then uses it (and the address shows it as its user)."""
+def _claim_static(cloud: Cloud, p: Plan, ip: str, kind: str, user: str) -> bool:
+    """Take the region's reserved ``kind`` address ``ip`` for ``user`` (it then lists the
+    instance as its user); False when no such address is reserved."""
     region = region_of(p.zone)
     for addr in cloud.store.list(p.project, "addresses", f"regions/{region}"):
-        if addr.get("address") == ip and addr.get("addressType") == "INTERNAL":
+        if addr.get("address") == ip and addr.get("addressType") == kind:
             aref = address_ref(p.project, f"regions/{region}", addr["name"])
             if addr.get("users") or any(r == aref for r, _ in p.addresses):
                 raise in_use(aref.path, (addr.get("users") or ["another instance"])[0])
@@ -293,22 +293,21 @@ def _reserved_internal(cloud: Cloud, p: Plan, ip: str, user: str) -> bool:
     return False
 
 
+def _reserved_internal(cloud: Cloud, p: Plan, ip: str, user: str) -> bool:
+    """A requested ``networkIP`` may be a reserved INTERNAL address of the region, as on GCE."""
+    return _claim_static(cloud, p, ip, "INTERNAL", user)
+
+
 def _static_nat(cloud: Cloud, p: Plan, nat: Any, field_name: str, user: str) -> str | None:
     """A requested ``natIP`` must be a free static address of the region; marks it taken."""
     if not nat:
         return None
-    region = region_of(p.zone)
-    for addr in cloud.store.list(p.project, "addresses", f"regions/{region}"):
-        if addr.get("address") == nat and addr.get("addressType") == "EXTERNAL":
-            aref = address_ref(p.project, f"regions/{region}", addr["name"])
-            if addr.get("users") or any(r == aref for r, _ in p.addresses):
-                raise in_use(aref.path, (addr.get("users") or ["another instance"])[0])
-            p.addresses.append((aref, user))
-            return nat
+    if _claim_static(cloud, p, nat, "EXTERNAL", user):
+        return nat
     raise bad_field(
         f"{field_name}.accessConfigs.natIP",
         nat,
-        f"Not a reserved external address in region {region}.",
+        f"Not a reserved external address in region {region_of(p.zone)}.",
     )
 
 
