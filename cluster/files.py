@@ -8,6 +8,7 @@ and no secret is ever readable by others, not even for a moment: the temporary f
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -50,6 +51,29 @@ def write_private(path: Path, data: bytes | str) -> None:
         if isinstance(exc, OSError):
             raise unusable(path, exc) from None
         raise
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, not after the cluster is built, if ``path`` could not be written later.
+
+    Nothing is created: where the directory exists a scratch file is made and removed there,
+    otherwise its nearest existing ancestor must be a directory we may write to."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        ancestor = path.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        if ancestor == path.parent:
+            fd, scratch = tempfile.mkstemp(dir=ancestor, prefix=f".{path.name}.", suffix=".check")
+            os.close(fd)
+            os.unlink(scratch)
+        elif not os.access(ancestor, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as exc:
+        raise unusable(path, exc) from None
 
 
 def unusable(path: Path, exc: OSError) -> PrereqError:

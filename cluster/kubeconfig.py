@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from cluster.errors import PrereqError
-from cluster.files import unusable, write_private
+from cluster.files import check_writable, unusable, write_private
 from cluster.pki import CertKey
 
 SECTIONS = ("clusters", "users", "contexts")
@@ -54,6 +54,15 @@ def write_kubeconfig(
     _put(config, "contexts", cluster_name, "context", context)
     config["current-context"] = cluster_name
     _save(path, config)
+    return path
+
+
+def check_usable(path: Path | None = None) -> Path:
+    """Check before any cloud call that the kubeconfig parses and can be written: finding out
+    only once the cluster is up would leave the user with a cluster and no way in."""
+    path = _target(path)
+    _load(path)
+    check_writable(path)
     return path
 
 

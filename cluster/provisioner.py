@@ -15,13 +15,20 @@ from cluster import kubeconfig
 from cluster.apiserver import ApiServer, validate, wait_until_answering
 from cluster.config import ClusterConfig
 from cluster.errors import CloudError, PrereqError
+from cluster.files import check_writable
 from cluster.progress import Progress
 from cluster.provider import MasterAddresses, OwnedResource, Provider, VmMetadata
 from cluster.push import rerun_highstate, ssh_target
 from cluster.release.builder import MANIFEST, ReleaseManifest, default_output_dir
 from cluster.release.tarball import sha256_file
 from cluster.ssh import connect
-from cluster.state import ClusterSecrets, ClusterState, remove_auth_file, write_auth_file
+from cluster.state import (
+    ClusterSecrets,
+    ClusterState,
+    auth_file_path,
+    remove_auth_file,
+    write_auth_file,
+)
 from cluster.vm_config import kube_env_inputs, vm_metadata
 
 PROVIDERS = {
@@ -97,9 +104,13 @@ class Provisioner:
     def up(self, *, wait: bool = True, release_dir: Path | None = None) -> None:
         step = self.progress.step
         config = self.config
-        # Local checks first: a bad release or an unusable state dir fails before any cloud call.
-        with step("Checking the release"):
+        # Local checks first: a bad release, an unusable kubeconfig, credentials file or state
+        # dir fails before any cloud call.
+        with step("Checking the release and local files"):
             release_dir, manifest = load_release(release_dir)
+            if wait:
+                kubeconfig.check_usable()
+                check_writable(auth_file_path())
         with step("Preparing the cluster's secrets"):
             secrets = self.state.ensure_secrets()
             self.progress.add_secret(*secrets.secret_values())

@@ -447,6 +447,43 @@ def test_a_corrupt_release_is_refused_before_any_cloud_call(
     assert sandbox.untouched() == []
 
 
+def _unwritable(root: Path, how: str) -> Path:
+    """A path kube-up could not write its kubeconfig or credentials file to, made ``how``."""
+    if how == "under a file":
+        (root / "plain-file").write_text("x")
+        return root / "plain-file" / "deeper" / "config"
+    if how == "not a mapping":
+        (root / "list.yaml").write_text("- a\n- b\n")
+        return root / "list.yaml"
+    (root / "a-dir").mkdir()
+    return root / "a-dir"
+
+
+@pytest.mark.parametrize(
+    ("variable", "how", "phrase"),
+    [
+        ("KUBECONFIG", "under a file", "Not a directory"),
+        ("KUBECONFIG", "not a mapping", "not a YAML mapping"),
+        ("KUBECONFIG", "a directory", "IsADirectoryError"),
+        ("KUBERNETES_AUTH_FILE", "under a file", "Not a directory"),
+        ("KUBERNETES_AUTH_FILE", "a directory", "Is a directory"),
+    ],
+)
+def test_an_unwritable_kubeconfig_or_credentials_file_is_refused_before_any_cloud_call(
+    sandbox: Sandbox, tmp_path: Path, variable: str, how: str, phrase: str
+) -> None:
+    """Found out only after the cluster is up, it would leave the user a cluster and no way in."""
+    target = _unwritable(tmp_path, how)
+    argv = ["--release-dir", str(sandbox.cloud.release)]
+    sandbox.reset()
+    code, out, err = run_entry("kube-up", argv, sandbox.env(**{variable: str(target)}))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 3, err
+    assert lines[-1].startswith("kube-up: ") and phrase in lines[-1], lines[-1]
+    assert "Traceback" not in err and not out
+    assert sandbox.untouched() == []
+
+
 @pytest.fixture
 def node_vm(tmp_path: Path) -> Iterator[NodeVm]:
     with serve_vm() as standin:
