@@ -30,6 +30,8 @@ DEFAULTS: dict[str, object] = {
     "MASTER_TAG": "",
     "NODE_TAG": "",
     "STAGING_BUCKET": "",
+    "ENABLE_CLUSTER_DNS": True,
+    "DNS_DOMAIN": "cluster.local",
 }
 
 _AMI = (r"(ami-[0-9a-f]{8}|ami-[0-9a-f]{17})?", "'' (Debian 12) or an AMI id like 'ami-0abc1234'")

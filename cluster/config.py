@@ -101,6 +101,8 @@ class ClusterConfig:
     node_tag: str
     # STAGING_BUCKET as given; '' means derived, see staging_bucket().
     staging_bucket_setting: str
+    enable_cluster_dns: bool = True
+    dns_domain: str = "cluster.local"
 
     @property
     def cluster_name(self) -> str:
@@ -384,6 +386,8 @@ def _assemble(
         master_tag=values["MASTER_TAG"] or f"{prefix}-master",
         node_tag=values["NODE_TAG"] or f"{prefix}-minion",
         staging_bucket_setting=values["STAGING_BUCKET"],
+        enable_cluster_dns=values["ENABLE_CLUSTER_DNS"],
+        dns_domain=values["DNS_DOMAIN"],
     )
 
 

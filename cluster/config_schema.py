@@ -119,6 +119,22 @@ def seconds(low: float, high: float) -> Callable[[object], float]:
     return parse
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def boolean(raw: object) -> bool:
+    """A switch: YAML true/false, or text such as ``true``, ``false``, ``yes``, ``no``, 1, 0."""
+    allowed = "expected true or false"
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE + _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise Invalid(allowed)
+
+
 def ipv4_network(min_prefix: int, max_prefix: int) -> Callable[[object], ipaddress.IPv4Network]:
     """A private IPv4 CIDR whose prefix length is within ``[min_prefix, max_prefix]``."""
 
@@ -191,6 +207,15 @@ COMMON_SETTINGS: tuple[Setting, ...] = (
     Setting("KUBE_UP_TIMEOUT", seconds(10, 86400), "how long kube-up waits for the cluster"),
     Setting("MASTER_TAG", pattern(f"({RFC1035})?", _TAG), "network tag of the master"),
     Setting("NODE_TAG", pattern(f"({RFC1035})?", _TAG), "network tag of the nodes"),
+    Setting("ENABLE_CLUSTER_DNS", boolean, "run the CoreDNS addon; pods resolve Service names"),
+    Setting(
+        "DNS_DOMAIN",
+        pattern(
+            r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?){0,4}",
+            "a DNS domain like 'cluster.local' (lowercase labels joined by dots)",
+        ),
+        "the cluster's DNS domain; Services are <name>.<namespace>.svc.<domain>",
+    ),
     Setting(
         "STAGING_BUCKET",
         pattern(r"([a-z0-9][-a-z0-9]{1,61}[a-z0-9])?", "'' (derived) or a bucket name"),

@@ -18,6 +18,9 @@ Keys (M = master only, N = node only, both otherwise):
   ``SALT_RUNTIME_TAR_URL``/``_HASH``: release artifacts and their sha256 (hex).
 - ``NODE_IMAGES_TAR_URL``/``_HASH`` (N): the pause and workload images as OCI archives.
 - ``PAUSE_IMAGE`` (N): containerd's sandbox image; ``WORKLOAD_IMAGE`` (N): the busybox image.
+- ``ENABLE_CLUSTER_DNS`` (``"true"``/``"false"``), ``DNS_SERVER_IP``, ``DNS_DOMAIN``,
+  ``DNS_IMAGE``: the CoreDNS addon the master runs at the DNS Service IP, which kubelets hand
+  to pods as their resolver (nodes import the image; the master names it in the Deployment).
 - ``MASTER_PD_DEVICE`` (M): where the master's persistent disk appears (a block device on GCE,
   a directory on localcloud); etcd keeps its data there.
 - ``CA_CERT``: the cluster CA certificate, base64 PEM.
@@ -110,12 +113,16 @@ class KubeEnvInputs:
     node_images_tar: Artifact
     pause_image: str
     workload_image: str
+    dns_image: str
     ca_cert: bytes
     master: MasterSecrets | None = None
     node: NodeSecrets | None = None
     service_cluster_ip_range: str = "10.0.0.0/16"
     cluster_ip_range: str = "10.244.0.0/16"
     master_pd_device: str = "/dev/disk/by-id/google-master-pd"
+    enable_cluster_dns: bool = True
+    dns_server_ip: str = "10.0.0.10"
+    dns_domain: str = "cluster.local"
 
 
 def _b64(pem: bytes | str) -> str:
@@ -194,7 +201,33 @@ def _check_common(inputs: KubeEnvInputs) -> None:
             raise KubeEnvError(
                 f"kube-env: {key} {value!r} is not an IPv4 CIDR like 10.0.0.0/16"
             ) from None
+    _check_dns(inputs)
     _subject("CA_CERT", inputs.ca_cert)
+
+
+def _check_dns(inputs: KubeEnvInputs) -> None:
+    """The DNS Service IP must be a usable address of the service range (not its first, which
+    the ``kubernetes`` Service takes, nor its network or broadcast address)."""
+    services = ipaddress.IPv4Network(inputs.service_cluster_ip_range)
+    try:
+        ip = ipaddress.IPv4Address(inputs.dns_server_ip)
+    except ValueError:
+        ip = None
+    usable = (
+        ip is not None
+        and ip in services
+        and ip
+        not in (
+            services.network_address,
+            services.network_address + 1,
+            services.broadcast_address,
+        )
+    )
+    if not usable:
+        raise KubeEnvError(
+            f"kube-env: DNS_SERVER_IP {inputs.dns_server_ip!r} is not a free address of "
+            f"SERVICE_CLUSTER_IP_RANGE {services}; pick one from its third address on"
+        )
 
 
 def _common(inputs: KubeEnvInputs, role: str) -> list[tuple[str, str]]:
@@ -215,6 +248,10 @@ def _common(inputs: KubeEnvInputs, role: str) -> list[tuple[str, str]]:
         ("KUBERNETES_MASTER_IP", inputs.master_internal_ip),
         ("SERVICE_CLUSTER_IP_RANGE", inputs.service_cluster_ip_range),
         ("CLUSTER_IP_RANGE", inputs.cluster_ip_range),
+        ("ENABLE_CLUSTER_DNS", "true" if inputs.enable_cluster_dns else "false"),
+        ("DNS_SERVER_IP", inputs.dns_server_ip),
+        ("DNS_DOMAIN", inputs.dns_domain),
+        ("DNS_IMAGE", inputs.dns_image),
     ]
     for key, artifact in artifacts:
         _check_artifact(key, artifact)

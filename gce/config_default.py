@@ -33,6 +33,8 @@ DEFAULTS: dict[str, object] = {
     "MASTER_TAG": "",
     "NODE_TAG": "",
     "STAGING_BUCKET": "",
+    "ENABLE_CLUSTER_DNS": True,
+    "DNS_DOMAIN": "cluster.local",
 }
 
 # Setting -> (regular expression the whole value must match, what to tell the user).

@@ -11,6 +11,7 @@ base:
     - kube-scheduler
     - nginx
     - kube-rbac
+    - kube-dns
   'roles:kubernetes-pool':
     - match: grain
     - base

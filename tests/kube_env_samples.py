@@ -105,6 +105,7 @@ def sample_inputs(**overrides: object) -> KubeEnvInputs:
         "node_images_tar": artifact("kubernetes-node-images.tar.gz"),
         "pause_image": "registry.k8s.io/pause:3.10",
         "workload_image": "localhost/busybox:latest",
+        "dns_image": "registry.k8s.io/coredns/coredns:v1.13.1",
         "ca_cert": cert_pem("ca", "kubernetes-ca"),
         "master": master_secrets(),
         "node": node_secrets(),

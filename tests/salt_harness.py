@@ -105,8 +105,10 @@ def show_highstate(conf: Path) -> dict[str, State]:
     return states
 
 
-def role_config(root: Path, role: str, **grain_changes: object) -> Path:
-    """Config for ``role`` with the sample cluster's kube-env as pillar."""
+def role_config(
+    root: Path, role: str, inputs: dict[str, object] | None = None, **grain_changes: object
+) -> Path:
+    """Config for ``role`` with the sample cluster's kube-env (changed by ``inputs``) as pillar."""
     grains = {**GRAINS[role], **grain_changes}
     grains = {k: v for k, v in grains.items() if v is not None}
-    return write_salt_config(root, grains, render_kube_env(sample_inputs(), role))
+    return write_salt_config(root, grains, render_kube_env(sample_inputs(**(inputs or {})), role))

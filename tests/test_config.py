@@ -94,6 +94,18 @@ def test_derived_names_and_ranges():
         config.node_name(0)
 
 
+@pytest.mark.parametrize(
+    ("raw", "enabled"),
+    [("false", False), ("No", False), ("0", False), ("true", True), ("yes", True), ("1", True)],
+)
+def test_cluster_dns_switch_and_domain(raw, enabled):
+    config = build_config({"ENABLE_CLUSTER_DNS": raw, "DNS_DOMAIN": "corp.example"}, {})
+    assert config.enable_cluster_dns is enabled
+    assert config.dns_domain == "corp.example"
+    assert build_config({}, {"ENABLE_CLUSTER_DNS": False}).enable_cluster_dns is False
+    assert str(build_config({}, {}).dns_service_ip) == "10.0.0.10"
+
+
 def test_staging_bucket_is_derived_per_owner_unless_set():
     config = build_config({}, {})
     bucket = config.staging_bucket("my-project")
@@ -170,6 +182,11 @@ BAD = [
     ({"KUBE_UP_TIMEOUT": "2d"}, {}, "KUBE_UP_TIMEOUT='2d'", "'15m'"),
     ({"MASTER_TAG": "-x"}, {}, "MASTER_TAG='-x'", "derived"),
     ({"STAGING_BUCKET": "UPPER"}, {}, "STAGING_BUCKET='UPPER'", "bucket"),
+    ({"ENABLE_CLUSTER_DNS": "maybe"}, {}, "ENABLE_CLUSTER_DNS='maybe'", "true or false"),
+    ({}, {"ENABLE_CLUSTER_DNS": 2}, "ENABLE_CLUSTER_DNS=2", "true or false"),
+    ({"DNS_DOMAIN": "Cluster.Local"}, {}, "DNS_DOMAIN='Cluster.Local'", "'cluster.local'"),
+    ({"DNS_DOMAIN": "cluster..local"}, {}, "DNS_DOMAIN=", "lowercase labels"),
+    ({"DNS_DOMAIN": "cluster.local."}, {}, "DNS_DOMAIN=", "lowercase labels"),
 ]
 
 

@@ -55,10 +55,16 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
 """
-CLIENT_POD = """
+
+DNS_LOOKUP = "nslookup web.default.svc.cluster.local && wget -q -O - http://web/"
+
+
+def client_pod(name: str, command: str) -> str:
+    """A one-shot busybox pod running ``command`` on the second node (web runs on the first)."""
+    return f"""
 apiVersion: v1
 kind: Pod
-metadata: {name: client}
+metadata: {{name: {name}}}
 spec:
   nodeName: kubernetes-minion-2
   restartPolicy: Never
@@ -66,7 +72,7 @@ spec:
   - name: client
     image: localhost/busybox:latest
     imagePullPolicy: Never
-    command: ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 SERVICE_IP 80"]
+    command: ["sh", "-c", {json.dumps(command)}]
 """
 
 
@@ -180,7 +186,16 @@ def test_a_pod_runs_and_its_log_is_read(env, kubectl):
 
 def test_a_service_reaches_the_pod_from_another_node(env, kubectl):
     service_ip = k(env, kubectl, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
-    k(env, kubectl, "apply", "-f", "-", stdin=CLIENT_POD.replace("SERVICE_IP", service_ip))
+    k(
+        env,
+        kubectl,
+        "apply",
+        "-f",
+        "-",
+        stdin=client_pod(
+            "client", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 10 {service_ip} 80"
+        ),
+    )
     phase = wait_for(
         "client pod finished",
         lambda: (
@@ -191,6 +206,42 @@ def test_a_service_reaches_the_pod_from_another_node(env, kubectl):
     )
     assert phase == "Succeeded"
     assert "hello from kube-up" in k(env, kubectl, "logs", "client")
+
+
+def test_pods_resolve_service_names_through_cluster_dns(env, kubectl):
+    wait_for(
+        "coredns ready",
+        lambda: k(
+            env, kubectl, "-n", "kube-system", "get", "deployment", "coredns",
+            "-o", "jsonpath={.status.readyReplicas}",
+        ) == "1",
+    )  # fmt: skip
+    dns_ip = k(
+        env,
+        kubectl,
+        "-n",
+        "kube-system",
+        "get",
+        "svc",
+        "kube-dns",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    )
+    assert dns_ip == "10.0.0.10"
+    k(env, kubectl, "apply", "-f", "-", stdin=client_pod("dns-client", DNS_LOOKUP))
+    wait_for(
+        "dns-client pod finished",
+        lambda: (
+            k(env, kubectl, "get", "pod", "dns-client", "-o", "jsonpath={.status.phase}")
+            in ("Succeeded", "Failed")
+        ),
+    )
+    log = k(env, kubectl, "logs", "dns-client")
+    service_ip = k(env, kubectl, "get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+    assert f"Address: {service_ip}" in log, log
+    assert "hello from kube-up" in log, log
+    status = k(env, kubectl, "get", "pod", "dns-client", "-o", "jsonpath={.status.phase}")
+    assert status == "Succeeded", log
 
 
 def _release_with_salt_change(tmp_path: Path, extra_state: str) -> Path:
@@ -234,6 +285,16 @@ def test_a_failing_state_stops_kube_push_naming_the_vm_and_state(env, tmp_path):
     assert "kubernetes-master" in last and "kube-up-e2e-broken" in last
     restored = run(env, BIN / "kube-push")
     assert restored.returncode == 0, restored.stderr[-3000:]
+
+
+def test_kube_push_can_switch_cluster_dns_off(env, kubectl):
+    proc = run({**env, "ENABLE_CLUSTER_DNS": "false"}, BIN / "kube-push")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    left = k(env, kubectl, "-n", "kube-system", "get", "deployment,service,configmap",
+             "-l", "k8s-app=kube-dns", "-o", "name")  # fmt: skip
+    assert left.strip() == ""
+    kubelets = on_vms(NODES, "grep -c clusterDNS /var/lib/kubelet/config.yaml")
+    assert kubelets == {name: (1, "0") for name in NODES}
 
 
 def test_kube_down_leaves_nothing_behind(env):

@@ -123,6 +123,9 @@ def _replace_node(**changes: object):
             "SALT_TAR_URL 'gs://bucket/s.tgz' must be an http(s) URL",
         ),
         ("node", sample_inputs(cluster_name="a\nb"), "CLUSTER_NAME holds a control character"),
+        ("node", sample_inputs(dns_server_ip="10.1.0.10"), "DNS_SERVER_IP '10.1.0.10' is not"),
+        ("master", sample_inputs(dns_server_ip="10.0.0.1"), "DNS_SERVER_IP '10.0.0.1' is not"),
+        ("node", sample_inputs(dns_server_ip="dns"), "DNS_SERVER_IP 'dns' is not"),
     ],
 )
 def test_bad_inputs_name_the_problem(role: str, inputs, message: str) -> None:

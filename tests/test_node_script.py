@@ -190,7 +190,9 @@ def test_node_boot_then_push(cluster: Cluster) -> None:
     assert (
         root / "probe.txt"
     ).read_text().strip() == "kubernetes-pool 10.244.3.0/24 10.40.0.7 kubernetes v1"
-    assert "roles:\n  - kubernetes-pool" in (root / "etc/kube-salt/grains").read_text()
+    grains = (root / "etc/kube-salt/grains").read_text()
+    assert "roles:\n  - kubernetes-pool" in grains
+    assert "dns_upstream: false" in grains  # this VM has no resolv.conf nameserver
     bins = root / "opt/kubernetes/server/bin"
     assert sorted(p.name for p in bins.iterdir()) == ["kube-proxy", "kubectl", "kubelet"]
     assert (root / "srv/salt/probe/init.sls").exists()
@@ -224,6 +226,8 @@ def test_node_boot_then_push(cluster: Cluster) -> None:
 
 def test_master_boot_uses_the_disk_directory(cluster: Cluster) -> None:
     cluster.publish("master")
+    (cluster.root / "etc").mkdir(parents=True, exist_ok=True)
+    (cluster.root / "etc/resolv.conf").write_text("search internal\nnameserver 169.254.169.254\n")
     proc = cluster.run()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     root = cluster.root
@@ -242,6 +246,7 @@ def test_master_boot_uses_the_disk_directory(cluster: Cluster) -> None:
     )
     assert "kubernetes-node-images.tar.gz" not in " ".join(cluster.downloads())
     assert (root / "probe.txt").read_text().startswith("kubernetes-master - 10.40.0.7 ")
+    assert "dns_upstream: true" in (root / "etc/kube-salt/grains").read_text()
     # Re-running keeps the same disk link (idempotent).
     assert cluster.run("--push").returncode == 0
     assert (root / "mnt/master-pd").resolve() == cluster.master_pd

@@ -28,6 +28,7 @@ from cluster.release.builder import (
     ReleaseBuilder,
     ReleaseManifest,
     default_output_dir,
+    node_images_cache_key,
     write_salt_tarball,
 )
 from cluster.release.cache import ReleaseCache
@@ -35,7 +36,7 @@ from cluster.release.download import download_kube_binaries
 from cluster.release.salt_runtime import RUNTIME_NAME, SALT_REQUIREMENT
 from cluster.release.server_tarball import REQUIRED_BINARIES, SERVER_TARBALL, check_layout
 from cluster.release.tarball import sha256_file
-from cluster.release.versions import DEFAULT_KUBE_VERSION, parse_kube_version
+from cluster.release.versions import COREDNS_VERSION, DEFAULT_KUBE_VERSION, parse_kube_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,6 +110,7 @@ def test_node_images_are_oci_layouts_naming_their_refs(release):
         for member, ref in [
             ("images/pause.oci.tar", manifest.pause_image),
             ("images/busybox.oci.tar", manifest.workload_image),
+            ("images/coredns.oci.tar", manifest.dns_image),
         ]:
             handle = outer.extractfile(member)
             assert handle is not None
@@ -120,12 +122,31 @@ def test_node_images_are_oci_layouts_naming_their_refs(release):
                 assert f"blobs/sha256/{digest}" in image.getnames()
 
 
+def test_the_dns_image_runs_the_pinned_coredns(release, tmp_path):
+    out, manifest = release
+    with tarfile.open(out / IMAGES_TARBALL) as outer:
+        handle = outer.extractfile("images/coredns.oci.tar")
+        assert handle is not None
+        archive = handle.read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as image:
+        index = json.load(image.extractfile("index.json"))
+        manifest_blob = index["manifests"][0]["digest"].removeprefix("sha256:")
+        oci_manifest = json.load(image.extractfile(f"blobs/sha256/{manifest_blob}"))
+        layer = oci_manifest["layers"][0]["digest"].removeprefix("sha256:")
+        layer_file = image.extractfile(f"blobs/sha256/{layer}")
+        with tarfile.open(fileobj=layer_file, mode="r:gz") as rootfs:
+            rootfs.extractall(tmp_path, filter="data")
+    assert f"CoreDNS-{COREDNS_VERSION.removeprefix('v')}" in _run(tmp_path / "coredns", "-version")
+    assert manifest.dns_image.endswith(f":{COREDNS_VERSION}")
+
+
 def _copy_cache(release, tmp_path: Path) -> ReleaseCache:
-    """A private cache holding the real, already built server tarball."""
+    """A private cache holding the real, already built artifacts."""
     out, manifest = release
     cache = ReleaseCache(tmp_path / "cache")
     cache.store(f"server/{manifest.kube_version}", SERVER_TARBALL, out / SERVER_TARBALL)
     cache.store(f"salt-runtime/{SALT_REQUIREMENT}", RUNTIME_NAME, out / RUNTIME_NAME)
+    cache.store(node_images_cache_key(), IMAGES_TARBALL, out / IMAGES_TARBALL)
     return cache
 
 
@@ -136,15 +157,17 @@ def test_a_cache_hit_does_no_build(release, tmp_path, monkeypatch):
     def no_build(*_args, **_kwargs):
         raise AssertionError("a cache hit must not build")
 
-    monkeypatch.setattr(gobuild, "build_kubernetes", no_build)
-    monkeypatch.setattr(gobuild, "build_etcd", no_build)
+    for builder in ("build_kubernetes", "build_etcd", "build_coredns", "build_pause"):
+        monkeypatch.setattr(gobuild, builder, no_build)
     phases: list[str] = []
-    result = ReleaseBuilder(tmp_path / "out", phases.append, cache).build(
-        parse_kube_version(manifest.kube_version)
-    )
+    version = parse_kube_version(manifest.kube_version)
+    result = ReleaseBuilder(tmp_path / "out", phases.append, cache).build(version)
     assert result.server_source == "cache"
-    assert result.artifacts["server"].sha256 == manifest.artifacts["server"].sha256
-    assert not any("compiling" in p for p in phases)
+    assert result.artifacts == manifest.artifacts
+    assert not any("compiling" in p or "building" in p for p in phases)
+    # Placing the same cached files again leaves no temporary name behind.
+    ReleaseBuilder(tmp_path / "out", phases.append, cache).build(version)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")) == []
 
 
 def test_a_corrupt_cached_artifact_is_detected_and_rebuilt(release, tmp_path, monkeypatch):
@@ -160,7 +183,7 @@ def test_a_corrupt_cached_artifact_is_detected_and_rebuilt(release, tmp_path, mo
 
     phases: list[str] = []
     second = ReleaseBuilder(tmp_path / "out2", phases.append, cache).build(version)
-    assert any("building the pause and busybox images" in p for p in phases)
+    assert any("building the pause, busybox and coredns images" in p for p in phases)
     assert second.artifacts["node_images"].sha256 == images.sha256
     assert sha256_file(cached) == images.sha256
 

@@ -236,6 +236,13 @@ _providers = _text.filter(lambda s: s.strip().lower() not in ("", "local", "gce"
 _versions = _text.filter(lambda s: s.strip() and s.strip()[:1] != "v")
 _disks = st.sampled_from(["0", "5GB", "-20GB", "1TB", "99999999GB", "big", "20 GiB"])
 _buckets = st.sampled_from(["UPPER", "a", "has space", "x" * 64, "ünï", "-dash"])
+_switch_words = ("true", "yes", "on", "1", "false", "no", "off", "0")
+_switches = _text.filter(lambda s: s.strip() and s.strip().lower() not in _switch_words)
+_domains = ["a..b", ".local", "local.", "x" * 64 + ".local", "cluster.local/", "a.b.c.d.e.f"]
+# Up to five lowercase RFC 1123 labels joined by dots.
+_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL}){{0,4}}", re.ASCII)
+_not_domains = _text.filter(lambda s: s.strip() and not _DOMAIN.fullmatch(s.strip()))
 DURATIONS = ("KUBE_UP_POLL_INTERVAL", "KUBE_UP_TIMEOUT")
 # (setting, invalid values for it, the phrase its error line must contain)
 SETTINGS: list[tuple[str, st.SearchStrategy[str], str]] = [
@@ -254,6 +261,8 @@ SETTINGS: list[tuple[str, st.SearchStrategy[str], str]] = [
     ("MASTER_DISK_SIZE", _disks, "MASTER_DISK_SIZE="),
     ("KUBE_VERSION", _versions, "KUBE_VERSION="),
     ("STAGING_BUCKET", _buckets, "STAGING_BUCKET="),
+    ("ENABLE_CLUSTER_DNS", _switches, "ENABLE_CLUSTER_DNS="),
+    ("DNS_DOMAIN", st.one_of(st.sampled_from(_domains), _not_domains), "DNS_DOMAIN="),
     ("KUBERNETES_PROVIDER", _providers, "KUBERNETES_PROVIDER="),
 ]
 _SETTING_NAMES = [name for name, _, _ in SETTINGS]

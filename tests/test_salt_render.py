@@ -203,12 +203,62 @@ def test_images_imported_once_per_content(node: dict[str, State]) -> None:
     assert set(imports) == {
         "node-image-registry.k8s.io/pause:3.10",
         "node-image-localhost/busybox:latest",
+        "node-image-registry.k8s.io/coredns/coredns:v1.13.1",
     }
     for state in imports.values():
         assert str(state.args["name"]).startswith("ctr -n k8s.io images import")
         assert "image-current.sh" in str(state.args["unless"])
     for image in imports:
         assert {"cmd": image} in node["kubelet"].args["require"]
+
+
+def _dns_addon(master: dict[str, State]) -> dict[str, dict]:
+    """The objects of the CoreDNS manifest the master applies, by kind."""
+    listed = yaml.safe_load(str(master["kube-dns-manifest"].args["contents"]))
+    return {item["kind"]: item for item in listed["items"]}
+
+
+def test_cluster_dns_addon_serves_the_cluster_domain_at_the_dns_ip(
+    master: dict[str, State], node: dict[str, State]
+) -> None:
+    addon = _dns_addon(master)
+    assert addon["Service"]["spec"]["clusterIP"] == "10.0.0.10"
+    assert {p["port"] for p in addon["Service"]["spec"]["ports"]} == {53, 9153}
+    pod = addon["Deployment"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.k8s.io/coredns/coredns:v1.13.1"
+    assert pod["serviceAccountName"] == addon["ServiceAccount"]["metadata"]["name"]
+    corefile = addon["ConfigMap"]["data"]["Corefile"]
+    assert "kubernetes cluster.local in-addr.arpa" in corefile
+    assert "forward" not in corefile  # the master's grains name no upstream resolver
+    assert master["kube-dns"].args["require"] == [
+        {"cmd": "kube-apiserver-ready"},
+        {"file": "kube-dns-manifest"},
+    ]
+    kubelet = yaml.safe_load(str(node["kubelet-config"].args["contents"]))
+    assert kubelet["clusterDNS"] == ["10.0.0.10"]
+    assert kubelet["clusterDomain"] == "cluster.local"
+
+
+def test_cluster_dns_forwards_outside_names_only_to_a_resolver_the_vm_has(
+    tmp_path: Path,
+) -> None:
+    master = show_highstate(role_config(tmp_path, "master", dns_upstream=True))
+    assert "forward . /etc/resolv.conf" in _dns_addon(master)["ConfigMap"]["data"]["Corefile"]
+
+
+def test_cluster_dns_follows_its_settings_and_can_be_switched_off(tmp_path: Path) -> None:
+    changes = {"dns_domain": "corp.example", "dns_server_ip": "10.0.0.53"}
+    master = show_highstate(role_config(tmp_path / "m", "master", changes))
+    addon = _dns_addon(master)
+    assert addon["Service"]["spec"]["clusterIP"] == "10.0.0.53"
+    assert "kubernetes corp.example in-addr.arpa" in addon["ConfigMap"]["data"]["Corefile"]
+    off = {"enable_cluster_dns": False}
+    master = show_highstate(role_config(tmp_path / "off-m", "master", off))
+    node = show_highstate(role_config(tmp_path / "off-n", "node", off))
+    assert "kube-dns-manifest" not in master
+    assert "delete" in str(master["kube-dns-absent"].args["name"])
+    assert "clusterDNS" not in yaml.safe_load(str(node["kubelet-config"].args["contents"]))
+    assert not any("coredns" in state_id for state_id in node)
 
 
 def test_kubelet(node: dict[str, State]) -> None:

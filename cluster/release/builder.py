@@ -28,7 +28,13 @@ from cluster.release.tarball import (
     sha256_file,
     write_tar_gz,
 )
-from cluster.release.versions import PAUSE_IMAGE, WORKLOAD_IMAGE, KubeVersion
+from cluster.release.versions import (
+    COREDNS_VERSION,
+    DNS_IMAGE,
+    PAUSE_IMAGE,
+    WORKLOAD_IMAGE,
+    KubeVersion,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SALT_TARBALL = "kubernetes-salt.tar.gz"
@@ -54,6 +60,7 @@ class ReleaseManifest:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     pause_image: str = PAUSE_IMAGE
     workload_image: str = WORKLOAD_IMAGE
+    dns_image: str = DNS_IMAGE
     build_peak_rss_mb: float | None = None
 
     def to_json(self) -> str:
@@ -86,6 +93,16 @@ def write_salt_tarball(dest: Path, repo: Path = REPO_ROOT) -> str:
     entries += entries_from_tree(repo / "salt", "kubernetes/saltbase/salt")
     entries += entries_from_tree(repo / "scripts" / "node", "kubernetes/saltbase/scripts")
     return write_tar_gz(entries, dest)
+
+
+def node_images_cache_key() -> str:
+    """The images tarball's cache key: a hash of everything its bytes are made from."""
+    images.require_busybox()
+    inputs = hashlib.sha256()
+    for path in [*sorted(PAUSE_SOURCE.glob("*")), images.BUSYBOX, Path(images.__file__)]:
+        inputs.update(path.read_bytes())
+    inputs.update(COREDNS_VERSION.encode())
+    return f"images/{inputs.hexdigest()[:16]}"
 
 
 class ReleaseBuilder:
@@ -175,23 +192,22 @@ class ReleaseBuilder:
         return Artifact(RUNTIME_NAME, hit[1])
 
     def _node_images(self) -> Artifact:
-        images.require_busybox()
-        inputs = hashlib.sha256()
-        for path in [*sorted(PAUSE_SOURCE.glob("*")), images.BUSYBOX, Path(images.__file__)]:
-            inputs.update(path.read_bytes())
-        key = f"images/{inputs.hexdigest()[:16]}"
+        key = node_images_cache_key()
         hit = self.cache.lookup(key, IMAGES_TARBALL)
         if hit is None:
-            self.report("building the pause and busybox images")
+            self.report("building the pause, busybox and coredns images")
             with tempfile.TemporaryDirectory(prefix="images-", dir=self._mkworkdir()) as tmp:
                 pause_bin = Path(tmp) / "pause"
                 gobuild.build_pause(PAUSE_SOURCE, pause_bin)
+                coredns_bin = Path(tmp) / "coredns"
+                gobuild.build_coredns(COREDNS_VERSION, self.workdir, coredns_bin, self.report)
                 staged = Path(tmp) / IMAGES_TARBALL
                 write_tar_gz(
                     [
                         Entry("images"),
                         Entry("images/pause.oci.tar", data=images.pause_image(pause_bin)),
                         Entry("images/busybox.oci.tar", data=images.busybox_image()),
+                        Entry("images/coredns.oci.tar", data=images.coredns_image(coredns_bin)),
                     ],
                     staged,
                 )

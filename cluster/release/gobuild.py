@@ -29,6 +29,7 @@ KUBE_COMMANDS = (
     "kube-proxy",
     "kubectl",
 )
+COREDNS = "github.com/coredns/coredns"
 ETCD_PACKAGES = {"etcd": "go.etcd.io/etcd/server/v3", "etcdctl": "go.etcd.io/etcd/etcdctl/v3"}
 
 _STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s*=>\s*\./staging/", re.MULTILINE)
@@ -170,6 +171,19 @@ def build_etcd(etcd_version: str, workdir: Path, bin_dir: Path, report: Reporter
             etcd_dir,
             f"go build of {name}",
         )
+
+
+def build_coredns(version: str, workdir: Path, dest: Path, report: Reporter) -> None:
+    """Build CoreDNS ``version`` (the cluster DNS server) as a static binary at ``dest``."""
+    moddir = workdir / f"coredns-module-{version}"
+    go_mod = f"module kubeup.local/coredns-build\n\ngo 1.24.0\n\nrequire {COREDNS} {version}\n"
+    _prepare_module(moddir, go_mod, [COREDNS], report)
+    report(f"compiling coredns {version}")
+    _go(
+        ["build", "-trimpath", "-ldflags", "-s -w -buildid=", "-o", str(dest), COREDNS],
+        moddir,
+        "go build of coredns",
+    )
 
 
 def etcd_version_for(version: KubeVersion, workdir: Path) -> str:

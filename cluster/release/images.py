@@ -3,7 +3,8 @@
 Each image is written as an OCI image layout in a tar (``oci-layout``, ``index.json``, blobs), the
 form ``ctr -n k8s.io images import`` takes. The pause image runs our own pause command; the
 workload image is Debian's busybox-static with its applet links, enough for a shell, ``sleep`` and
-``httpd``. Both are deterministic, so the images tarball is named by its content too.
+``httpd``; the DNS image runs CoreDNS, built from the Go module proxy. All are deterministic, so
+the images tarball is named by its content too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from cluster.errors import PrereqError
 from cluster.release.tarball import Entry, gzip_bytes, tar_bytes
-from cluster.release.versions import PAUSE_IMAGE, WORKLOAD_IMAGE
+from cluster.release.versions import DNS_IMAGE, PAUSE_IMAGE, WORKLOAD_IMAGE
 
 BUSYBOX = Path("/bin/busybox")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -87,6 +88,15 @@ def pause_image(pause_binary: Path) -> bytes:
         PAUSE_IMAGE,
         [Entry("pause", data=pause_binary.read_bytes(), mode=0o755)],
         {"Entrypoint": ["/pause"], "User": "65535:65535"},
+    )
+
+
+def coredns_image(coredns_binary: Path) -> bytes:
+    """The cluster DNS image: just ``/coredns``; its Corefile comes from a ConfigMap."""
+    return oci_archive(
+        DNS_IMAGE,
+        [Entry("coredns", data=coredns_binary.read_bytes(), mode=0o755)],
+        {"Entrypoint": ["/coredns"]},
     )
 
 

@@ -58,6 +58,9 @@ def atomic_output(dest: Path, mode: int = 0o644) -> Iterator[Path]:
         yield tmp
         tmp.chmod(mode)
         os.replace(tmp, dest)
+        # rename() does nothing when both names are links to one file (a cached artifact
+        # placed again), so the temp name may still be there.
+        tmp.unlink(missing_ok=True)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

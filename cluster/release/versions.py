@@ -18,6 +18,9 @@ DEFAULT_KUBE_VERSION = "v1.34.4"
 PAUSE_IMAGE_TAG = "3.10.1"
 PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE_IMAGE_TAG}"
 WORKLOAD_IMAGE = "localhost/busybox:latest"
+# The cluster DNS server; built from the Go module proxy like etcd, shipped as an image.
+COREDNS_VERSION = "v1.13.1"
+DNS_IMAGE = f"registry.k8s.io/coredns/coredns:{COREDNS_VERSION}"
 
 _VERSION = re.compile(r"^v1\.(\d{1,3})\.(\d{1,3})$")
 

@@ -20,7 +20,7 @@
   },
   'authorization': {'mode': 'Webhook'},
   'readOnlyPort': 0,
-  'clusterDomain': 'cluster.local',
+  'clusterDomain': kube.dns_domain,
   'resolvConf': '/etc/resolv.conf',
   'rotateCertificates': False,
   'serverTLSBootstrap': False,
@@ -31,6 +31,9 @@
     'imagefs.available': '5%',
   },
 } %}
+{%- if kube.cluster_dns %}
+{%-   do config.update({'clusterDNS': [kube.dns_server_ip]}) %}
+{%- endif %}
 {%- set args = ['--config=' ~ config_path, '--kubeconfig=' ~ kubeconfig_path, '--v=2'] %}
 {%- if kube.node_ip %}
 {%-   do args.append('--node-ip=' ~ kube.node_ip) %}

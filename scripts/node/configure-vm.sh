@@ -487,6 +487,12 @@ write-grains() {
     if [[ -n "${NODE_IP:-}" ]]; then
       echo "node_ip: '${NODE_IP}'"
     fi
+    # Cluster DNS forwards outside names only to a resolver this VM has.
+    if grep -qs '^nameserver[[:space:]]' "${KUBE_ROOT}/etc/resolv.conf"; then
+      echo "dns_upstream: true"
+    else
+      echo "dns_upstream: false"
+    fi
   } >"${SALT_CONF_DIR}/grains"
 }
 
