@@ -42,39 +42,29 @@ def find_owned(provider: GceProvider) -> list[OwnedResource]:
     found: list[OwnedResource] = []
     found += [OwnedResource("route", r.name) for r in provider.routes()]
     found += [OwnedResource("instance", i.name, config.zone) for i in provider.instances()]
-    templates = calls.call(
-        lambda: clients.instance_templates.list(
-            request=compute_v1.ListInstanceTemplatesRequest(project=project, max_results=PAGE)
-        ),
+    templates = _listed(
+        clients.instance_templates.list,
+        compute_v1.ListInstanceTemplatesRequest(project=project),
         "templates",
     )
     found += [
         OwnedResource("instance-template", t.name) for t in templates if t.description == mine
     ]
-    disks = calls.call(
-        lambda: clients.disks.list(
-            request=compute_v1.ListDisksRequest(
-                project=project, zone=config.zone, filter=label, max_results=PAGE
-            )
-        ),
+    disks = _listed(
+        clients.disks.list,
+        compute_v1.ListDisksRequest(project=project, zone=config.zone, filter=label),
         "disks",
     )
     # Boot disks go with their instances (autoDelete); deleting one already gone is a no-op.
     found += [OwnedResource("disk", d.name, config.zone) for d in disks]
-    addresses = calls.call(
-        lambda: clients.addresses.list(
-            request=compute_v1.ListAddressesRequest(
-                project=project, region=config.region, filter=label, max_results=PAGE
-            )
-        ),
+    addresses = _listed(
+        clients.addresses.list,
+        compute_v1.ListAddressesRequest(project=project, region=config.region, filter=label),
         "addresses",
     )
     found += [OwnedResource("address", a.name, config.region) for a in addresses]
-    firewalls = calls.call(
-        lambda: clients.firewalls.list(
-            request=compute_v1.ListFirewallsRequest(project=project, max_results=PAGE)
-        ),
-        "firewalls",
+    firewalls = _listed(
+        clients.firewalls.list, compute_v1.ListFirewallsRequest(project=project), "firewalls"
     )
     found += [OwnedResource("firewall", f.name) for f in firewalls if f.description == mine]
     subnet = calls.find(
@@ -94,6 +84,12 @@ def find_owned(provider: GceProvider) -> list[OwnedResource]:
     if bucket is not None:
         found.append(OwnedResource("bucket", bucket))
     return found
+
+
+def _listed(method: Callable[..., Any], request: Any, what: str) -> Any:
+    """Every item of a list call, fetched in pages of ``PAGE``."""
+    request.max_results = PAGE
+    return calls.call(lambda: method(request=request), what)
 
 
 def _owned_bucket(provider: GceProvider) -> str | None:

@@ -292,7 +292,12 @@ def _check_total(build) -> None:
     assert all(re.fullmatch(RFC1035, n) and len(n) <= MAX_NAME for n in names)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     env=st.dictionaries(
         st.sampled_from(SETTING_NAMES), st.one_of(st.text(max_size=30), _likely_values)
@@ -307,7 +312,7 @@ def test_any_settings_give_a_config_or_one_line_error(env, file_values):
     _check_total(lambda: build_config(env, {k.upper(): v for k, v in file_values.items()}, "f"))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(text=st.text(max_size=200))
 def test_any_yaml_text_gives_a_config_or_one_line_error(text):
     _check_total(lambda: build_config({}, parse_config_yaml(text, "cluster.yaml"), "cluster.yaml"))

@@ -250,6 +250,7 @@ def master(tmp_path_factory: pytest.TempPathFactory, server_bin: Path) -> Iterat
         if state.fun == "file.managed" and "contents" in state.args:
             name = local(str(state.args["name"]))
             if name.startswith(str(tmp)):
+                Path(name).parent.mkdir(parents=True, exist_ok=True)
                 Path(name).write_text(local(str(state.args["contents"])))
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -363,6 +364,22 @@ def test_rbac_manifest_lets_kubelets_read_nodes(master: Master, server_bin: Path
     diff = subprocess.run([*kubectl, "diff", "-f", manifest], capture_output=True, text=True)
     assert diff.returncode == 0, diff.stdout + diff.stderr
     assert master.call("GET", "/api/v1/nodes", client="kubelet")[0] == 200
+
+
+def test_the_dns_addon_is_accepted_by_the_apiserver_and_applies_once(
+    master: Master, server_bin: Path
+) -> None:
+    kubectl = [str(server_bin / "kubectl"), f"--kubeconfig={master.dir}/certs/admin.kubeconfig"]
+    manifest = str(master.dir / "addons" / "coredns.yaml")
+    applied = subprocess.run([*kubectl, "apply", "-f", manifest], capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr
+    # The salt state's `unless`: no diff once applied, so a re-run of highstate changes nothing.
+    diff = subprocess.run([*kubectl, "diff", "-f", manifest], capture_output=True, text=True)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    status, body = master.call(
+        "GET", "/api/v1/namespaces/kube-system/services/kube-dns", password=PASSWORD
+    )
+    assert status == 200 and body["spec"]["clusterIP"] == "10.0.0.10"
 
 
 def test_controller_manager_runs_with_its_certificate(master: Master) -> None:
