@@ -23,22 +23,14 @@ from cluster.config import load_config
 from cluster.progress import Progress
 from cluster.provisioner import Provisioner, make_provider
 from cluster.state import ClusterState
+from tests.local_cluster import private_cluster_env
 
 APISERVER_STEP = "Waiting for the apiserver"
 VALIDATE_PREFIX = "Validating"
 
 
 def one_run(root: Path) -> dict[str, object]:
-    os.environ.update(
-        {
-            "KUBERNETES_PROVIDER": "local",
-            "NUM_NODES": "2",
-            "LOCALCLOUD_STATE_DIR": str(root / "cloud"),
-            "KUBE_UP_STATE_DIR": str(root / "state"),
-            "KUBECONFIG": str(root / "kubeconfig"),
-            "KUBERNETES_AUTH_FILE": str(root / "auth"),
-        }
-    )
+    os.environ.update(private_cluster_env(root, nodes=2))
     config = load_config()
     progress = Progress()
     provisioner = Provisioner(

@@ -24,6 +24,7 @@ from cluster.progress import Progress
 from cluster.provisioner import Provisioner, make_provider
 from cluster.state import ClusterState
 from localcloud.daemon import ensure_running, stop
+from tests.local_cluster import private_cluster_env
 
 # Wide enough pod range for 1000 nodes (one /24 each), clear of the 10.240.0.0/16 subnet.
 CLUSTER_IP_RANGE = "10.128.0.0/14"
@@ -37,13 +38,8 @@ def _stats(admin: str, method: str = "GET") -> dict:
 
 def run_size(nodes: int, root: Path, teardown: bool) -> dict[str, object]:
     env = {
-        "KUBERNETES_PROVIDER": "local",
+        **private_cluster_env(root / f"nodes-{nodes}", nodes=nodes),
         "LOCALCLOUD_BACKEND": "simulated",
-        "LOCALCLOUD_STATE_DIR": str(root / f"cloud-{nodes}"),
-        "KUBE_UP_STATE_DIR": str(root / f"state-{nodes}"),
-        "KUBECONFIG": str(root / "kubeconfig"),
-        "KUBERNETES_AUTH_FILE": str(root / "auth"),
-        "NUM_NODES": str(nodes),
         "CLUSTER_IP_RANGE": CLUSTER_IP_RANGE,
     }
     os.environ.update(env)

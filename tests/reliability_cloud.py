@@ -217,11 +217,9 @@ class SimCloud:
                 "description": "kube-up cluster kubernetes-old",
             },
         )
-        self.create(
-            f"zones/{ZONE}/instances",
-            {
-                "name": "kubernetes-minion-old",
-                "labels": other,
+        for name, labels in (("kubernetes-minion-old", other), ("plain-vm", None)):
+            instance = {
+                "name": name,
                 "machineType": f"zones/{ZONE}/machineTypes/e2-small",
                 "networkInterfaces": [{"network": net}],
                 "disks": [
@@ -231,23 +229,10 @@ class SimCloud:
                         "initializeParams": {"sourceImage": "debian-12"},
                     }
                 ],
-            },
-        )
-        self.create(
-            f"zones/{ZONE}/instances",
-            {
-                "name": "plain-vm",
-                "machineType": f"zones/{ZONE}/machineTypes/e2-small",
-                "networkInterfaces": [{"network": net}],
-                "disks": [
-                    {
-                        "boot": True,
-                        "autoDelete": True,
-                        "initializeParams": {"sourceImage": "debian-12"},
-                    }
-                ],
-            },
-        )
+            }
+            if labels is not None:
+                instance["labels"] = labels
+            self.create(f"zones/{ZONE}/instances", instance)
         self.create(
             f"zones/{ZONE}/disks",
             {"name": "kubernetes-master-pd-old", "sizeGb": "10", "labels": other},

@@ -28,13 +28,17 @@ from cluster.release.builder import MANIFEST, SALT_TARBALL, ReleaseManifest, wri
 from cluster.ssh import connect
 from cluster.state import ClusterState
 from localcloud.daemon import running
+from tests.local_cluster import (
+    BRIDGE,
+    RELEASE,
+    REPO,
+    private_cluster_env,
+    require_release_and_free_bridge,
+)
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
-RELEASE = REPO / "_output" / "release"
 BIN = REPO / ".venv" / "bin"
-BRIDGE = "lcbr0"
 NODES = ("kubernetes-minion-1", "kubernetes-minion-2")
 WEB_POD = """
 apiVersion: v1
@@ -78,19 +82,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> Iterator[dict[str, str]]:
-    if not (RELEASE / MANIFEST).exists():
-        pytest.fail("no release in _output/release: run `make release` (make test does)")
-    if Path(f"/sys/class/net/{BRIDGE}").exists():
-        pytest.fail(f"{BRIDGE} exists: a local cluster is up; run `make down` before the e2e tests")
-    root = tmp_path_factory.mktemp("e2e")
-    values = {
-        "KUBERNETES_PROVIDER": "local",
-        "NUM_NODES": "2",
-        "KUBE_UP_STATE_DIR": str(root / "state"),
-        "LOCALCLOUD_STATE_DIR": str(root / "localcloud"),
-        "KUBECONFIG": str(root / "kubeconfig"),
-        "KUBERNETES_AUTH_FILE": str(root / "kubernetes_auth"),
-    }
+    require_release_and_free_bridge()
+    values = private_cluster_env(tmp_path_factory.mktemp("e2e"), nodes=len(NODES))
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:

@@ -20,6 +20,7 @@ from cluster.release.builder import MANIFEST, ReleaseManifest
 from gce.resources import CLUSTER_LABEL
 from localcloud.daemon import Endpoints, ensure_running, stop
 from localcloud.testing import ComputeClients, compute_clients, storage_client
+from tests.local_cluster import private_cluster_env
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / ".venv" / "bin"
@@ -33,19 +34,15 @@ LABEL = f"labels.{CLUSTER_LABEL} = kubernetes"
 def cloud(tmp_path) -> Iterator[tuple[dict[str, str], Endpoints, ComputeClients]]:
     env = {
         **os.environ,
-        "KUBERNETES_PROVIDER": "local",
+        **private_cluster_env(tmp_path, nodes=NODES),
         "LOCALCLOUD_BACKEND": "simulated",
-        "LOCALCLOUD_STATE_DIR": str(tmp_path / "cloud"),
-        "KUBE_UP_STATE_DIR": str(tmp_path / "state"),
-        "KUBECONFIG": str(tmp_path / "kubeconfig"),
-        "KUBERNETES_AUTH_FILE": str(tmp_path / "auth"),
-        "NUM_NODES": str(NODES),
     }
-    endpoints = ensure_running(tmp_path / "cloud", backend="simulated")
+    state_dir = Path(env["LOCALCLOUD_STATE_DIR"])
+    endpoints = ensure_running(state_dir, backend="simulated")
     try:
         yield env, endpoints, compute_clients(endpoints.compute)
     finally:
-        stop(tmp_path / "cloud")
+        stop(state_dir)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -40,6 +40,13 @@ from cluster.push import ssh_target
 from cluster.ssh import connect
 from cluster.state import ClusterState
 from localcloud.daemon import running
+from tests.local_cluster import (
+    BRIDGE,
+    RELEASE,
+    REPO,
+    private_cluster_env,
+    require_release_and_free_bridge,
+)
 from tests.reliability_cloud import metadata_items, private_mode_problems
 from tests.reliability_secrets import (
     MASTER_KEYS,
@@ -54,10 +61,7 @@ from tests.tlsserver import TLSServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
-REPO = Path(__file__).resolve().parents[1]
-RELEASE = REPO / "_output" / "release"
 BIN = REPO / ".venv" / "bin"
-BRIDGE = "lcbr0"
 MASTER = "kubernetes-master"
 NODES = ("kubernetes-minion-1", "kubernetes-minion-2")
 PROJECT, ZONE = "kube-local", "us-central1-b"
@@ -157,20 +161,9 @@ class _environment:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    if not (RELEASE / "release.json").exists():
-        pytest.fail("no release in _output/release: run `make release` (make test does)")
-    if Path(f"/sys/class/net/{BRIDGE}").exists():
-        pytest.fail(f"{BRIDGE} exists: a local cluster is up; run `make down` first")
+    require_release_and_free_bridge()
     root = tmp_path_factory.mktemp("reliability-e2e")
-    env = {
-        **os.environ,
-        "KUBERNETES_PROVIDER": "local",
-        "NUM_NODES": "2",
-        "KUBE_UP_STATE_DIR": str(root / "state"),
-        "LOCALCLOUD_STATE_DIR": str(root / "localcloud"),
-        "KUBECONFIG": str(root / "kube" / "config"),
-        "KUBERNETES_AUTH_FILE": str(root / "kubernetes_auth"),
-    }
+    env = {**os.environ, **private_cluster_env(root, nodes=2)}
     env.pop("LOCALCLOUD_BACKEND", None)
     cluster = Live(env, root)
     try:
